@@ -1,0 +1,5 @@
+//! Weir's pipeline: the log, the store, configuration, the runner and the `weir` binary's
+//! commands.
+
+pub mod log;
+pub mod store;

@@ -1,0 +1,172 @@
+//! The store: consumer offsets, source cursors and operator state, in one transactional
+//! embedded database (redb) at `<data dir>/store.redb`.
+//!
+//! Everything a stage commits goes in one [`Checkpoint`], written in one transaction with
+//! immediate durability: after a crash, the state on disk always matches the offsets it was
+//! built from, and a source's cursor never runs ahead of what is durable on the log (the runner
+//! commits the cursor only after the append returned).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+/// (consumer, topic, partition) → the next offset the consumer will read.
+const OFFSETS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("offsets");
+/// source name → the cursor after the last durable batch.
+const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
+/// (state table, key) → value.
+const STATE: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("state");
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[error("store {}: {what}: {source}", path.display())]
+pub struct StoreError {
+    path: PathBuf,
+    what: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// Everything one stage commits at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The consumer (the stage's name) whose offsets these are.
+    pub consumer: String,
+    /// (topic, partition) → next offset to read.
+    pub offsets: BTreeMap<(String, u32), u64>,
+    /// (state table, key) → new value, or `None` to delete.
+    pub state: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
+    /// A source's new cursor.
+    pub cursor: Option<String>,
+}
+
+/// The store.
+pub struct Store {
+    path: PathBuf,
+    db: Database,
+}
+
+impl Store {
+    /// Opens or creates the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join("store.redb");
+        let err = |what, e: redb::Error| StoreError { path: path.clone(), what, source: Box::new(e) };
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError {
+            path: path.clone(),
+            what: "creating its directory",
+            source: Box::new(e),
+        })?;
+        let db = Database::create(&path).map_err(|e| err("opening", e.into()))?;
+        // Create the tables up front so that reads never meet a missing table.
+        let txn = db.begin_write().map_err(|e| err("starting a transaction", e.into()))?;
+        {
+            txn.open_table(OFFSETS).map_err(|e| err("creating the offsets table", e.into()))?;
+            txn.open_table(CURSORS).map_err(|e| err("creating the cursors table", e.into()))?;
+            txn.open_table(STATE).map_err(|e| err("creating the state table", e.into()))?;
+        }
+        txn.commit().map_err(|e| err("committing", e.into()))?;
+        Ok(Store { path, db })
+    }
+
+    fn error(&self, what: &'static str, e: impl Into<redb::Error>) -> StoreError {
+        StoreError { path: self.path.clone(), what, source: Box::new(e.into()) }
+    }
+
+    /// Commits a checkpoint in one durable transaction.
+    pub fn commit(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.error("starting a transaction", e))?;
+        {
+            let mut offsets = txn.open_table(OFFSETS).map_err(|e| self.error("opening offsets", e))?;
+            for ((topic, partition), offset) in &checkpoint.offsets {
+                offsets
+                    .insert((checkpoint.consumer.as_str(), topic.as_str(), *partition), offset)
+                    .map_err(|e| self.error("writing an offset", e))?;
+            }
+            let mut state = txn.open_table(STATE).map_err(|e| self.error("opening state", e))?;
+            for ((table, key), value) in &checkpoint.state {
+                match value {
+                    Some(value) => state.insert((table.as_str(), key.as_slice()), value.as_slice()).map(|_| ()),
+                    None => state.remove((table.as_str(), key.as_slice())).map(|_| ()),
+                }
+                .map_err(|e| self.error("writing state", e))?;
+            }
+            if let Some(cursor) = &checkpoint.cursor {
+                let mut cursors = txn.open_table(CURSORS).map_err(|e| self.error("opening cursors", e))?;
+                cursors
+                    .insert(checkpoint.consumer.as_str(), cursor.as_str())
+                    .map_err(|e| self.error("writing a cursor", e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.error("committing", e))
+    }
+
+    /// The committed offset of a consumer on a partition.
+    pub fn offset(&self, consumer: &str, topic: &str, partition: u32) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;
+        let table = txn.open_table(OFFSETS).map_err(|e| self.error("opening offsets", e))?;
+        let value = table.get((consumer, topic, partition)).map_err(|e| self.error("reading an offset", e))?;
+        Ok(value.map(|v| v.value()))
+    }
+
+    /// Every committed offset: (consumer, topic, partition, offset).
+    pub fn offsets(&self) -> Result<Vec<(String, String, u32, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;
+        let table = txn.open_table(OFFSETS).map_err(|e| self.error("opening offsets", e))?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(|e| self.error("reading offsets", e))? {
+            let (key, value) = entry.map_err(|e| self.error("reading offsets", e))?;
+            let (consumer, topic, partition) = key.value();
+            out.push((consumer.to_string(), topic.to_string(), partition, value.value()));
+        }
+        Ok(out)
+    }
+
+    /// The committed cursor of a source.
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;
+        let table = txn.open_table(CURSORS).map_err(|e| self.error("opening cursors", e))?;
+        let value = table.get(source).map_err(|e| self.error("reading a cursor", e))?;
+        Ok(value.map(|v| v.value().to_string()))
+    }
+
+    /// A committed state value.
+    pub fn state(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;
+        let t = txn.open_table(STATE).map_err(|e| self.error("opening state", e))?;
+        let value = t.get((table, key)).map_err(|e| self.error("reading state", e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_commits_offsets_state_and_cursor_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut checkpoint = Checkpoint { consumer: "enrich".into(), cursor: Some("c1".into()), ..Default::default() };
+        checkpoint.offsets.insert(("events".into(), 0), 42);
+        checkpoint.state.insert(("users".into(), b"alice".to_vec()), Some(b"v1".to_vec()));
+        store.commit(&checkpoint).unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.offset("enrich", "events", 0).unwrap(), Some(42));
+        assert_eq!(store.offset("enrich", "events", 1).unwrap(), None);
+        assert_eq!(store.state("users", b"alice").unwrap(), Some(b"v1".to_vec()));
+        assert_eq!(store.cursor("enrich").unwrap(), Some("c1".into()));
+
+        let mut delete = Checkpoint { consumer: "enrich".into(), ..Default::default() };
+        delete.state.insert(("users".into(), b"alice".to_vec()), None);
+        store.commit(&delete).unwrap();
+        assert_eq!(store.state("users", b"alice").unwrap(), None);
+        assert_eq!(
+            store.cursor("enrich").unwrap(),
+            Some("c1".into()),
+            "a checkpoint without a cursor keeps the old one"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The contracts between components (sources, operators, sinks) and the runner.
+//!
+//! Components never touch the log. The runner reads their inputs, appends their outputs, persists
+//! cursors, offsets and state, and only then tells a component that its work is committed. That is
+//! how DESIGN.md's guarantees hold in one place:
+//!
+//! - a [`Source`] hands over a batch with the cursor that follows it; the runner appends the batch,
+//!   waits until it is durable, persists the cursor and only then calls [`Source::committed`];
+//! - an [`Operator`] turns input records into output records and keyed state changes; the runner
+//!   commits state and input offsets together, after the outputs are durable;
+//! - a [`Sink`] says which records the destination acknowledged; the runner commits the sink's
+//!   offset only over acknowledged or dead-lettered records.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::record::{Record, StoredRecord};
+
+/// How bad a component error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Worth trying again later (a timeout, a 5xx, a 429).
+    Retryable,
+    /// Trying again will not help (bad credentials, bad configuration): stop this component.
+    Fatal,
+}
+
+/// An error a component reports to the runner. The message must never contain a secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ComponentError {
+    /// Whether the runner should retry or stop the component.
+    pub kind: ErrorKind,
+    /// What went wrong, where and why, in one line.
+    pub message: String,
+}
+
+impl ComponentError {
+    /// A retryable error.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ComponentError { kind: ErrorKind::Retryable, message: message.into() }
+    }
+
+    /// A fatal error.
+    pub fn fatal(message: impl Into<String>) -> Self {
+        ComponentError { kind: ErrorKind::Fatal, message: message.into() }
+    }
+}
+
+/// Input that a component could not process. The runner writes it to the `dlq` topic with the
+/// component's name and the input's position, and carries on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// Why it was rejected: what, where and why, without secrets.
+    pub reason: String,
+    /// The original bytes, exactly as received.
+    pub original: Vec<u8>,
+}
+
+/// A batch from a source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceBatch {
+    /// Records for the source's raw topic (`raw.<name>`).
+    pub records: Vec<Record>,
+    /// Input the source could not turn into records.
+    pub rejected: Vec<Rejected>,
+    /// The cursor that follows this batch: where to resume once it is durable.
+    pub cursor: Option<String>,
+}
+
+/// What a source has for the runner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourcePoll {
+    /// New records.
+    Batch(SourceBatch),
+    /// Nothing new now: poll again after this delay. `weir run --until-idle` stops the source here.
+    Idle(Duration),
+    /// A finite source that has delivered everything it ever will.
+    Finished,
+}
+
+/// A source connector: pulls or receives vendor events.
+#[async_trait]
+pub trait Source: Send {
+    /// Called once before the first poll, with the cursor last committed (None on first start).
+    async fn open(&mut self, committed_cursor: Option<String>) -> Result<(), ComponentError>;
+
+    /// The next batch, or why there is none.
+    async fn poll(&mut self) -> Result<SourcePoll, ComponentError>;
+
+    /// The last batch polled is durable on the log and its cursor is persisted.
+    async fn committed(&mut self, _cursor: Option<&str>) -> Result<(), ComponentError> {
+        Ok(())
+    }
+}
+
+/// Keyed state an operator reads and changes while it processes input. Changes are buffered by
+/// the runner and committed in the same transaction as the input offsets.
+pub trait State {
+    /// The value under `key` in `table`.
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ComponentError>;
+    /// Sets the value under `key` in `table`.
+    fn put(&mut self, table: &str, key: &[u8], value: Vec<u8>);
+    /// Removes `key` from `table`.
+    fn delete(&mut self, table: &str, key: &[u8]);
+}
+
+/// What an operator produced for one input record.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Records for the operator's output topic.
+    pub records: Vec<Record>,
+    /// Input the operator could not process.
+    pub rejected: Vec<Rejected>,
+}
+
+impl Output {
+    /// Emits a record on the output topic.
+    pub fn emit(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    /// Sends the input to the dead-letter topic with a reason.
+    pub fn reject(&mut self, reason: impl Into<String>, original: &[u8]) {
+        self.rejected.push(Rejected { reason: reason.into(), original: original.to_vec() });
+    }
+
+    /// Empties the output for reuse.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.rejected.clear();
+    }
+}
+
+/// A stateful stream operator.
+///
+/// Must be deterministic: the same input and state give the same output, so a replay after a
+/// crash produces the same records.
+pub trait Operator: Send {
+    /// Processes one input record. Bad input is rejected through `out`, not returned as an error;
+    /// an error stops the operator (fatal) or retries the record (retryable).
+    fn process(
+        &mut self,
+        input: &StoredRecord,
+        state: &mut dyn State,
+        out: &mut Output,
+    ) -> Result<(), ComponentError>;
+}
+
+/// Why the destination did not take one record of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordFailure {
+    /// Index of the record in the batch given to [`Sink::deliver`].
+    pub index: usize,
+    /// Retry it later (true), or dead-letter it (false).
+    pub retryable: bool,
+    /// What the destination said, without secrets.
+    pub reason: String,
+}
+
+/// A sink: delivers records to a destination.
+#[async_trait]
+pub trait Sink: Send {
+    /// Delivers a batch. Returns once the destination acknowledged every record not listed as
+    /// failed. An `Err` applies to the whole batch: retryable (try it all again) or fatal.
+    async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError>;
+}

@@ -1,0 +1,17 @@
+//! Weir's event schemas and component contracts: the bottom of the dependency graph.
+//!
+//! - [`avro`]: the `.avsc` schemas, the schema registry (lookup by fingerprint) and Avro
+//!   single-object encoding;
+//! - [`events`]: Rust types for every schema;
+//! - [`compat`]: backward-compatibility checks between schema versions;
+//! - [`record`]: the record every topic holds;
+//! - [`component`]: the `Source`, `Operator` and `Sink` traits.
+
+pub mod avro;
+pub mod compat;
+pub mod component;
+pub mod events;
+pub mod record;
+
+pub use avro::{decode, encode, AvroRecord, SchemaError};
+pub use record::{Record, StoredRecord};
