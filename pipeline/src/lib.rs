@@ -1,5 +1,7 @@
 //! Weir's pipeline: the log, the store, configuration, the runner and the `weir` binary's
 //! commands.
 
+pub mod config;
 pub mod log;
+pub mod runner;
 pub mod store;

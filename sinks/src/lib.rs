@@ -1,1 +1,11 @@
-//! placeholder
+//! Weir's sinks: they deliver records to files, the console and (later) SIEMs, ticketing, chat
+//! and partners' webhooks.
+//!
+//! Every sink implements [`weir_schemas::component::Sink`]: it returns once the destination has
+//! acknowledged the batch, naming any record that failed and whether trying again may help. One
+//! folder per sink, the same files in each: `config.rs`, `sink.rs`, `tests.rs`; shared encoding
+//! lives in [`encoding`].
+
+pub mod console;
+pub mod encoding;
+pub mod file;

@@ -1,0 +1,119 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<PipelineConfig, ConfigErrors> {
+    PipelineConfig::parse(Path::new("p.toml"), text, &|name| (name == "TOKEN").then(|| "s3cr3t-value".to_string()))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text).unwrap_err().0.iter().map(ToString::to_string).collect()
+}
+
+const GOOD: &str = r#"
+[log]
+fsync = "always"
+partitions = 2
+
+[sources.okta]
+type = "file"
+path = "a.ndjson"
+token = "${TOKEN}"
+
+[operators.events]
+type = "normalize"
+inputs = ["okta"]
+
+[sinks.out]
+type = "console"
+inputs = ["events", "dlq"]
+"#;
+
+#[test]
+fn a_good_config_parses() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.log.partitions, 2);
+    assert_eq!(config.log.embedded.fsync, crate::log::embedded::FsyncPolicy::Always);
+    let names: Vec<_> = config.components.iter().map(|c| (c.name.as_str(), c.role)).collect();
+    assert_eq!(names, vec![("okta", Role::Source), ("events", Role::Operator), ("out", Role::Sink)]);
+    let okta = config.component("okta").unwrap();
+    assert_eq!(okta.output_topic().as_deref(), Some("raw.okta"));
+    assert_eq!(okta.options["token"].as_str(), Some("s3cr3t-value"));
+    assert_eq!(okta.option_lines["path"], 8);
+    assert_eq!(config.input_topic("okta").as_deref(), Some("raw.okta"));
+    assert_eq!(config.input_topic("dlq").as_deref(), Some("dlq"));
+}
+
+#[test]
+fn every_error_is_reported_with_line_and_key() {
+    let text = r#"
+[log]
+fsync = "sometimes"
+
+[sources.okta]
+path = "a.ndjson"
+
+[operators.events]
+type = "normalize"
+inputs = ["nowhere"]
+
+[sinks.out]
+type = "console"
+"#;
+    let found = errors(text);
+    assert_eq!(
+        found,
+        vec![
+            "p.toml:3: log.fsync: unknown variant `sometimes`, expected one of `always`, `interval`, `never`",
+            "p.toml:5: sources.okta.type: missing: every component needs a `type`",
+            "p.toml:8: operators.events.inputs: `nowhere` is not a component of this pipeline",
+            "p.toml:12: sinks.out.inputs: missing: list the components it reads",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let found = errors("[sources.a]\ntype = \"file\"\npath = \n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("p.toml:3: "), "{found:?}");
+}
+
+#[test]
+fn unset_variables_duplicates_and_cycles_are_errors() {
+    let text = r#"
+[sources.a]
+type = "file"
+path = "${NOT_SET}"
+
+[operators.b]
+type = "x"
+inputs = ["c"]
+
+[operators.c]
+type = "x"
+inputs = ["b"]
+
+[sinks.a]
+type = "console"
+inputs = ["b"]
+"#;
+    let found = errors(text).join("\n");
+    assert!(found.contains("p.toml:4: sources.a.path: environment variable `NOT_SET` is not set"), "{found}");
+    assert!(found.contains("sinks.a: the name is already used by sources.a (line 2)"), "{found}");
+    assert!(found.contains("operators form a cycle: b -> c -> b"), "{found}");
+}
+
+#[test]
+fn interpolated_values_never_appear_in_errors() {
+    let text = "[log]\nfsync = \"${TOKEN}\"\n";
+    let found = errors(text).join("\n");
+    assert!(!found.contains("s3cr3t-value"), "{found}");
+    assert!(found.contains("***"), "{found}");
+}
+
+#[test]
+fn dollar_dollar_escapes() {
+    let config = parse("[sources.a]\ntype = \"file\"\npath = \"$${HOME}/x\"\n").unwrap();
+    assert_eq!(config.components[0].options["path"].as_str(), Some("${HOME}/x"));
+}

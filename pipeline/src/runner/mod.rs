@@ -1,0 +1,254 @@
+//! The runner: runs every component of a pipeline as a task and moves records between them
+//! through the log.
+//!
+//! It is the only code that touches the log and the store on the components' behalf, so the
+//! guarantees of DESIGN.md hold here, once:
+//!
+//! - a source's batch is appended (durable) before its cursor is committed, and the source is
+//!   told only after that;
+//! - an operator's outputs are appended before its state changes and input offsets are
+//!   committed, together, in one store transaction; output records get a deterministic
+//!   `weir-id` header derived from their input, so a replay is recognisable downstream;
+//! - a sink's offset moves only over records the destination acknowledged or that went to `dlq`;
+//! - rejected input goes to `dlq` with the reason and the original bytes, and the stage goes on;
+//! - a stage that fails fatally stops alone; the others carry on.
+//!
+//! Stages read from the log at their own pace, so a slow sink builds lag on disk, not in memory.
+
+mod stages;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use weir_schemas::component::{Operator, Sink, Source};
+
+use crate::config::{PipelineConfig, Role, DLQ_TOPIC};
+use crate::log::{Log, LogError};
+use crate::store::{Store, StoreError};
+
+/// Records read per batch by operators and sinks.
+pub const READ_BATCH: usize = 1000;
+
+/// Errors that stop a whole run (a stage's own failure stops only that stage).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A built component, ready to run.
+pub enum Component {
+    /// A source.
+    Source(Box<dyn Source>),
+    /// An operator.
+    Operator(Box<dyn Operator>),
+    /// A sink.
+    Sink(Box<dyn Sink>),
+}
+
+/// Counters and status of one stage, shared between its task and the summary.
+#[derive(Debug, Default)]
+pub struct StageProgress {
+    /// Records read (operators, sinks) or received (sources).
+    pub records_in: AtomicU64,
+    /// Records appended to the output topic (sources, operators) or delivered (sinks).
+    pub records_out: AtomicU64,
+    /// Records sent to `dlq`.
+    pub dead_lettered: AtomicU64,
+    /// Retries after retryable errors.
+    pub retries: AtomicU64,
+    /// Set once the stage will produce nothing more in this run.
+    pub done: AtomicBool,
+    /// Why the stage stopped, if it failed.
+    pub failure: Mutex<Option<String>>,
+}
+
+/// One stage's line in the end-of-run summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageSummary {
+    /// Component name.
+    pub name: String,
+    /// source, operator or sink.
+    pub role: &'static str,
+    /// Its type.
+    pub type_name: String,
+    /// Records in.
+    pub records_in: u64,
+    /// Records out.
+    pub records_out: u64,
+    /// Records dead-lettered.
+    pub dead_lettered: u64,
+    /// Retries.
+    pub retries: u64,
+    /// Records on its inputs it has not committed yet.
+    pub lag: u64,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+}
+
+/// How to run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Stop once every source is drained and every stage has caught up.
+    pub until_idle: bool,
+}
+
+/// What every stage task gets.
+#[derive(Clone)]
+pub(crate) struct StageContext {
+    pub name: String,
+    pub role: Role,
+    pub log: Arc<dyn Log>,
+    pub store: Arc<Store>,
+    pub partitions: u32,
+    pub progress: Arc<StageProgress>,
+    /// Inputs: (topic, the progress of every stage that writes it).
+    pub inputs: Vec<(String, Vec<Arc<StageProgress>>)>,
+    pub output_topic: Option<String>,
+    pub shutdown: watch::Receiver<bool>,
+    pub options: RunOptions,
+    pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+impl StageContext {
+    /// Whether a shutdown was asked for.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleeps, waking early on shutdown; returns false if shutting down.
+    pub async fn sleep(&mut self, duration: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => !self.stopping(),
+            _ = self.shutdown.changed() => false,
+        }
+    }
+
+    /// Whether every stage writing this stage's inputs is done.
+    pub fn upstream_done(&self) -> bool {
+        self.inputs.iter().all(|(_, writers)| writers.iter().all(|w| w.done.load(Ordering::SeqCst)))
+    }
+
+    /// Records a failure that stops this stage.
+    pub fn fail(&self, message: String) {
+        let message = (self.redact)(&message);
+        tracing::error!(stage = %self.name, error = %message, "stage stopped");
+        *self.progress.failure.lock().expect("failure lock poisoned") = Some(message);
+    }
+}
+
+/// Runs a pipeline until shutdown (or, with `until_idle`, until it has nothing left to do).
+pub async fn run(
+    config: &PipelineConfig,
+    components: BTreeMap<String, Component>,
+    log: Arc<dyn Log>,
+    store: Arc<Store>,
+    options: RunOptions,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<StageSummary>, RunError> {
+    let partitions = config.log.partitions;
+    log.ensure_topic(DLQ_TOPIC, partitions).await?;
+    for spec in &config.components {
+        if let Some(topic) = spec.output_topic() {
+            log.ensure_topic(&topic, partitions).await?;
+        }
+    }
+    let progress: BTreeMap<&str, Arc<StageProgress>> =
+        config.components.iter().map(|c| (c.name.as_str(), Arc::new(StageProgress::default()))).collect();
+    // Everything but the stages that read `dlq` may write to it.
+    let dlq_writers: Vec<Arc<StageProgress>> = config
+        .components
+        .iter()
+        .filter(|c| !c.inputs.iter().any(|i| i == DLQ_TOPIC))
+        .map(|c| progress[c.name.as_str()].clone())
+        .collect();
+    let secrets = config.secrets.clone();
+    let redact: Arc<dyn Fn(&str) -> String + Send + Sync> = Arc::new(move |text: &str| {
+        secrets.iter().filter(|s| s.len() >= 3).fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut components = components;
+    for spec in &config.components {
+        let Some(component) = components.remove(&spec.name) else { continue };
+        let inputs = spec
+            .inputs
+            .iter()
+            .map(|input| {
+                let topic = config.input_topic(input).expect("inputs were checked when the config was parsed");
+                let writers =
+                    if input == DLQ_TOPIC { dlq_writers.clone() } else { vec![progress[input.as_str()].clone()] };
+                (topic, writers)
+            })
+            .collect();
+        let context = StageContext {
+            name: spec.name.clone(),
+            role: spec.role,
+            log: log.clone(),
+            store: store.clone(),
+            partitions,
+            progress: progress[spec.name.as_str()].clone(),
+            inputs,
+            output_topic: spec.output_topic(),
+            shutdown: shutdown.clone(),
+            options,
+            redact: redact.clone(),
+        };
+        tasks.spawn(async move {
+            let progress = context.progress.clone();
+            match component {
+                Component::Source(source) => stages::run_source(context, source).await,
+                Component::Operator(operator) => stages::run_operator(context, operator).await,
+                Component::Sink(sink) => stages::run_sink(context, sink).await,
+            }
+            progress.done.store(true, Ordering::SeqCst);
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "a stage task ended abnormally");
+        }
+    }
+    log.flush().await?;
+
+    let mut summaries = Vec::new();
+    for spec in &config.components {
+        let p = &progress[spec.name.as_str()];
+        let mut lag = 0;
+        for input in &spec.inputs {
+            let topic = config.input_topic(input).expect("checked");
+            if log.topic(&topic).await?.is_none() {
+                continue;
+            }
+            for partition in 0..partitions {
+                let end = log.offsets(&topic, partition).await?.end;
+                let committed = store.offset(&spec.name, &topic, partition)?.unwrap_or(0);
+                lag += end.saturating_sub(committed);
+            }
+        }
+        summaries.push(StageSummary {
+            name: spec.name.clone(),
+            role: match spec.role {
+                Role::Source => "source",
+                Role::Operator => "operator",
+                Role::Sink => "sink",
+            },
+            type_name: spec.type_name.clone(),
+            records_in: p.records_in.load(Ordering::SeqCst),
+            records_out: p.records_out.load(Ordering::SeqCst),
+            dead_lettered: p.dead_lettered.load(Ordering::SeqCst),
+            retries: p.retries.load(Ordering::SeqCst),
+            lag,
+            failure: p.failure.lock().expect("failure lock poisoned").clone(),
+        });
+    }
+    Ok(summaries)
+}

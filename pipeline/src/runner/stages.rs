@@ -1,0 +1,400 @@
+//! The three stage loops: source, operator and sink. Each commits only what is durable
+//! downstream of it (see the module above).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use backoff::backoff::Backoff;
+use backoff::ExponentialBackoff;
+use weir_schemas::component::{ComponentError, ErrorKind, Operator, Output, Rejected, Sink, Source, SourcePoll};
+use weir_schemas::events::{DeadLetter, Stage};
+use weir_schemas::{Record, StoredRecord};
+
+use super::state::StateOverlay;
+use super::{StageContext, READ_BATCH};
+use crate::config::{Role, DLQ_TOPIC};
+use crate::log::{partition_for_key, LogError};
+use crate::store::Checkpoint;
+
+/// How long an operator or sink waits before looking at its inputs again when they are empty.
+const IDLE_POLL: Duration = Duration::from_millis(50);
+
+/// The header carrying a record's deterministic id.
+pub const ID_HEADER: &str = "weir-id";
+
+fn new_backoff() -> ExponentialBackoff {
+    ExponentialBackoff {
+        initial_interval: Duration::from_millis(100),
+        max_interval: Duration::from_secs(30),
+        max_elapsed_time: None,
+        ..ExponentialBackoff::default()
+    }
+}
+
+/// Counts a retry and waits (jittered, exponential); false when shutting down.
+async fn retry_wait(cx: &mut StageContext, backoff: &mut ExponentialBackoff, error: &ComponentError) -> bool {
+    cx.progress.retries.fetch_add(1, Ordering::Relaxed);
+    let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(30));
+    tracing::warn!(stage = %cx.name, error = %(cx.redact)(&error.message), retry_in_ms = delay.as_millis() as u64, "retryable error");
+    cx.sleep(delay).await
+}
+
+/// Appends records to a topic, each to the partition of its key, in order within a partition.
+async fn append_partitioned(cx: &StageContext, topic: &str, records: Vec<Record>) -> Result<(), LogError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+    for record in records {
+        by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions)).or_default().push(record);
+    }
+    for (partition, records) in by_partition {
+        cx.log.append(topic, partition, &records).await?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A `dlq` record for rejected input.
+fn dead_letter(
+    cx: &StageContext,
+    input: Option<&StoredRecord>,
+    rejected: Rejected,
+    attempts: i32,
+) -> Result<Record, String> {
+    let stage = match cx.role {
+        Role::Source => Stage::Source,
+        Role::Operator => Stage::Operator,
+        Role::Sink => Stage::Sink,
+    };
+    let letter = DeadLetter {
+        component: cx.name.clone(),
+        stage,
+        input_topic: input.map(|r| r.topic.clone()),
+        input_partition: input.map(|r| r.partition as i32),
+        input_offset: input.map(|r| r.offset as i64),
+        reason: (cx.redact)(&rejected.reason),
+        original: rejected.original,
+        time: now_ms(),
+        attempts,
+    };
+    let value = weir_schemas::encode(&letter).map_err(|e| format!("encoding a dead letter: {e}"))?;
+    let mut record = Record::new(letter.time, value).with_key(cx.name.clone());
+    if let Some(input) = input {
+        record
+            .headers
+            .push((ID_HEADER.into(), format!("{}/{}/{}", input.topic, input.partition, input.offset).into_bytes()));
+    }
+    Ok(record)
+}
+
+async fn write_dead_letters(cx: &StageContext, letters: Vec<Record>) -> Result<(), LogError> {
+    let count = letters.len() as u64;
+    append_partitioned(cx, DLQ_TOPIC, letters).await?;
+    cx.progress.dead_lettered.fetch_add(count, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Runs a source: poll, append, commit the cursor, tell the source.
+pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>) {
+    let cursor = match cx.store.cursor(&cx.name) {
+        Ok(cursor) => cursor,
+        Err(e) => return cx.fail(e.to_string()),
+    };
+    let mut backoff = new_backoff();
+    loop {
+        match source.open(cursor.clone()).await {
+            Ok(()) => break,
+            Err(e) if e.kind == ErrorKind::Retryable => {
+                if !retry_wait(&mut cx, &mut backoff, &e).await {
+                    return;
+                }
+            }
+            Err(e) => return cx.fail(e.message),
+        }
+    }
+    backoff.reset();
+    let topic = cx.output_topic.clone().expect("a source has an output topic");
+    loop {
+        if cx.stopping() {
+            return;
+        }
+        let mut shutdown = cx.shutdown.clone();
+        let poll = tokio::select! {
+            poll = source.poll() => poll,
+            _ = shutdown.changed() => return,
+        };
+        match poll {
+            Ok(SourcePoll::Batch(batch)) => {
+                backoff.reset();
+                let received = (batch.records.len() + batch.rejected.len()) as u64;
+                let appended = batch.records.len() as u64;
+                let letters: Result<Vec<Record>, String> =
+                    batch.rejected.into_iter().map(|r| dead_letter(&cx, None, r, 1)).collect();
+                let letters = match letters {
+                    Ok(letters) => letters,
+                    Err(e) => return cx.fail(e),
+                };
+                if let Err(e) = append_partitioned(&cx, &topic, batch.records).await {
+                    return cx.fail(e.to_string());
+                }
+                if let Err(e) = write_dead_letters(&cx, letters).await {
+                    return cx.fail(e.to_string());
+                }
+                let checkpoint =
+                    Checkpoint { consumer: cx.name.clone(), cursor: batch.cursor.clone(), ..Default::default() };
+                if let Err(e) = cx.store.commit(&checkpoint) {
+                    return cx.fail(e.to_string());
+                }
+                cx.progress.records_in.fetch_add(received, Ordering::Relaxed);
+                cx.progress.records_out.fetch_add(appended, Ordering::Relaxed);
+                if let Err(e) = source.committed(batch.cursor.as_deref()).await {
+                    return cx.fail(e.message);
+                }
+            }
+            Ok(SourcePoll::Idle(delay)) => {
+                if cx.options.until_idle || !cx.sleep(delay).await {
+                    return;
+                }
+            }
+            Ok(SourcePoll::Finished) => return,
+            Err(e) if e.kind == ErrorKind::Retryable => {
+                if !retry_wait(&mut cx, &mut backoff, &e).await {
+                    return;
+                }
+            }
+            Err(e) => return cx.fail(e.message),
+        }
+    }
+}
+
+/// Where a consuming stage is on one input partition.
+struct InputPosition {
+    topic: String,
+    partition: u32,
+    next: u64,
+}
+
+/// The committed positions of a consuming stage on every input partition.
+fn input_positions(cx: &StageContext) -> Result<Vec<InputPosition>, String> {
+    let mut positions = Vec::new();
+    for (topic, _) in &cx.inputs {
+        for partition in 0..cx.partitions {
+            let next = cx.store.offset(&cx.name, topic, partition).map_err(|e| e.to_string())?.unwrap_or(0);
+            positions.push(InputPosition { topic: topic.clone(), partition, next });
+        }
+    }
+    Ok(positions)
+}
+
+/// Reads the next batch from the inputs, round robin; `None` when every input is at its end.
+async fn next_batch(
+    cx: &StageContext,
+    positions: &mut [InputPosition],
+    round_robin: &mut usize,
+) -> Result<Option<(usize, Vec<StoredRecord>)>, LogError> {
+    for i in 0..positions.len() {
+        let at = (*round_robin + i) % positions.len();
+        let position = &mut positions[at];
+        let batch = match cx.log.read(&position.topic, position.partition, position.next, READ_BATCH).await {
+            Ok(batch) => batch,
+            Err(LogError::OffsetOutOfRange { start, .. }) => {
+                tracing::error!(
+                    stage = %cx.name, topic = %position.topic, partition = position.partition,
+                    lost = start - position.next,
+                    "records were deleted by retention before this stage read them; resuming at the oldest held"
+                );
+                position.next = start;
+                cx.log.read(&position.topic, position.partition, position.next, READ_BATCH).await?
+            }
+            Err(e) => return Err(e),
+        };
+        if !batch.records.is_empty() {
+            *round_robin = at + 1;
+            return Ok(Some((at, batch.records)));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads the next batch, or waits; `Ok(None)` means the stage is finished.
+async fn wait_for_batch(
+    cx: &mut StageContext,
+    positions: &mut [InputPosition],
+    round_robin: &mut usize,
+) -> Result<Option<(usize, Vec<StoredRecord>)>, LogError> {
+    loop {
+        if cx.stopping() {
+            return Ok(None);
+        }
+        // Sampled before reading: if the writers were done before the read found nothing, nothing
+        // more will ever come.
+        let upstream_done = cx.upstream_done();
+        if let Some(batch) = next_batch(cx, positions, round_robin).await? {
+            return Ok(Some(batch));
+        }
+        if (cx.options.until_idle && upstream_done) || !cx.sleep(IDLE_POLL).await {
+            return Ok(None);
+        }
+    }
+}
+
+/// Runs an operator: read, process, append outputs and dead letters, commit state and offsets.
+pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Operator>) {
+    let mut positions = match input_positions(&cx) {
+        Ok(positions) => positions,
+        Err(e) => return cx.fail(e),
+    };
+    let topic = cx.output_topic.clone().expect("an operator has an output topic");
+    let store = cx.store.clone();
+    let mut round_robin = 0;
+    let mut backoff = new_backoff();
+    let mut out = Output::default();
+    'batches: loop {
+        let (at, batch) = match wait_for_batch(&mut cx, &mut positions, &mut round_robin).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return,
+            Err(e) => return cx.fail(e.to_string()),
+        };
+        let mut state = StateOverlay::new(&store, &cx.name);
+        let mut outputs = Vec::new();
+        let mut letters = Vec::new();
+        for input in &batch {
+            out.clear();
+            match operator.process(input, &mut state, &mut out) {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::Retryable => {
+                    // Nothing of this batch is committed: drop it and read it again.
+                    if !retry_wait(&mut cx, &mut backoff, &e).await {
+                        return;
+                    }
+                    continue 'batches;
+                }
+                Err(e) => {
+                    return cx.fail(format!("{}/{}/{}: {}", input.topic, input.partition, input.offset, e.message))
+                }
+            }
+            for (i, mut record) in out.records.drain(..).enumerate() {
+                if record.header(ID_HEADER).is_none() {
+                    let id = format!("{}/{}/{}/{i}", input.topic, input.partition, input.offset);
+                    record.headers.push((ID_HEADER.into(), id.into_bytes()));
+                }
+                outputs.push(record);
+            }
+            for rejected in out.rejected.drain(..) {
+                match dead_letter(&cx, Some(input), rejected, 1) {
+                    Ok(letter) => letters.push(letter),
+                    Err(e) => return cx.fail(e),
+                }
+            }
+        }
+        backoff.reset();
+        let produced = outputs.len() as u64;
+        if let Err(e) = append_partitioned(&cx, &topic, outputs).await {
+            return cx.fail(e.to_string());
+        }
+        if let Err(e) = write_dead_letters(&cx, letters).await {
+            return cx.fail(e.to_string());
+        }
+        let next = batch.last().expect("batches are not empty").offset + 1;
+        let position = &mut positions[at];
+        let mut checkpoint = Checkpoint { consumer: cx.name.clone(), state: state.changes, ..Default::default() };
+        checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
+        if let Err(e) = cx.store.commit(&checkpoint) {
+            return cx.fail(e.to_string());
+        }
+        position.next = next;
+        cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        cx.progress.records_out.fetch_add(produced, Ordering::Relaxed);
+    }
+}
+
+/// Runs a sink: read, deliver (retrying what may succeed later), dead-letter what the
+/// destination refuses, then commit.
+pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
+    let mut positions = match input_positions(&cx) {
+        Ok(positions) => positions,
+        Err(e) => return cx.fail(e),
+    };
+    let mut round_robin = 0;
+    let mut backoff = new_backoff();
+    loop {
+        let (at, batch) = match wait_for_batch(&mut cx, &mut positions, &mut round_robin).await {
+            Ok(Some(batch)) => batch,
+            Ok(None) => return,
+            Err(e) => return cx.fail(e.to_string()),
+        };
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        let mut attempts = 0;
+        let mut letters = Vec::new();
+        let mut delivered = 0u64;
+        while !pending.is_empty() {
+            attempts += 1;
+            let attempt: Vec<StoredRecord> = pending.iter().map(|&i| batch[i].clone()).collect();
+            let mut shutdown = cx.shutdown.clone();
+            let result = tokio::select! {
+                result = sink.deliver(&attempt) => result,
+                _ = shutdown.changed() => return,
+            };
+            match result {
+                Ok(failures) => {
+                    let mut retry = Vec::new();
+                    let failed = failures.len() as u64;
+                    for failure in failures {
+                        let Some(&index) = pending.get(failure.index) else {
+                            return cx.fail(format!(
+                                "the sink reported a failure for record {} of a batch of {}",
+                                failure.index,
+                                pending.len()
+                            ));
+                        };
+                        if failure.retryable {
+                            retry.push(index);
+                        } else {
+                            let rejected =
+                                Rejected { reason: failure.reason, original: batch[index].record.value.clone() };
+                            match dead_letter(&cx, Some(&batch[index]), rejected, attempts) {
+                                Ok(letter) => letters.push(letter),
+                                Err(e) => return cx.fail(e),
+                            }
+                        }
+                    }
+                    delivered += attempt.len() as u64 - failed;
+                    retry.sort_unstable();
+                    retry.dedup();
+                    pending = retry;
+                    if !pending.is_empty() {
+                        let error = ComponentError::retryable(format!("{} record(s) not accepted yet", pending.len()));
+                        if !retry_wait(&mut cx, &mut backoff, &error).await {
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.kind == ErrorKind::Retryable => {
+                    if !retry_wait(&mut cx, &mut backoff, &e).await {
+                        return;
+                    }
+                }
+                Err(e) => return cx.fail(e.message),
+            }
+        }
+        backoff.reset();
+        if let Err(e) = write_dead_letters(&cx, letters).await {
+            return cx.fail(e.to_string());
+        }
+        let next = batch.last().expect("batches are not empty").offset + 1;
+        let position = &mut positions[at];
+        let mut checkpoint = Checkpoint { consumer: cx.name.clone(), ..Default::default() };
+        checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
+        if let Err(e) = cx.store.commit(&checkpoint) {
+            return cx.fail(e.to_string());
+        }
+        position.next = next;
+        cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        cx.progress.records_out.fetch_add(delivered, Ordering::Relaxed);
+    }
+}
