@@ -32,6 +32,15 @@ fn new_backoff() -> ExponentialBackoff {
     }
 }
 
+/// A record's deterministic id: its `weir-id` header (set by sources from the vendor position,
+/// so a batch a source delivers twice gets the same ids), else its position on the log.
+fn record_id(record: &StoredRecord) -> String {
+    match record.record.header(ID_HEADER) {
+        Some(id) => String::from_utf8_lossy(id).into_owned(),
+        None => format!("{}/{}/{}", record.topic, record.partition, record.offset),
+    }
+}
+
 /// Counts a retry and waits (jittered, exponential); false when shutting down.
 async fn retry_wait(cx: &mut StageContext, backoff: &mut ExponentialBackoff, error: &ComponentError) -> bool {
     cx.progress.retries.fetch_add(1, Ordering::Relaxed);
@@ -278,10 +287,10 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
                     return cx.fail(format!("{}/{}/{}: {}", input.topic, input.partition, input.offset, e.message))
                 }
             }
+            let input_id = record_id(input);
             for (i, mut record) in out.records.drain(..).enumerate() {
                 if record.header(ID_HEADER).is_none() {
-                    let id = format!("{}/{}/{}/{i}", input.topic, input.partition, input.offset);
-                    record.headers.push((ID_HEADER.into(), id.into_bytes()));
+                    record.headers.push((ID_HEADER.into(), format!("{input_id}/{i}").into_bytes()));
                 }
                 outputs.push(record);
             }

@@ -1,0 +1,41 @@
+//! The `weir` command line: one module per command group. Every command turns its errors into
+//! one clear line (see `main.rs`); none panics on bad input.
+
+pub mod bench;
+pub mod log;
+pub mod run;
+pub mod schemas;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Weir: a security-event pipeline on a durable log.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where the log and the store live.
+    #[arg(long, global = true, default_value = "./data", env = "WEIR_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline.
+    Run(run::RunArgs),
+    /// Check a pipeline config and report every error with file, line and key.
+    Validate(run::ValidateArgs),
+    /// Inspect and use the log.
+    #[command(subcommand)]
+    Log(log::LogCommand),
+    /// Check the Avro schemas.
+    #[command(subcommand)]
+    Schemas(schemas::SchemasCommand),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}

@@ -1,0 +1,91 @@
+//! The catalogue of component types: what `type = "..."` in a pipeline config builds.
+//!
+//! Each component crate defines its config struct (serde, unknown keys refused) and its
+//! component; this is the one place that maps type names to them, and that turns a bad option
+//! into an error with the file, line and key.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use weir_connectors::file::{FileSource, FileSourceConfig};
+use weir_operators::normalize::Normalize;
+use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
+use weir_sinks::file::{FileSink, FileSinkConfig};
+
+use crate::config::{error_path, first_line, top_key, ComponentSpec, ConfigError, ConfigErrors, PipelineConfig, Role};
+use crate::runner::Component;
+
+/// Source types.
+pub const SOURCE_TYPES: &[&str] = &["file"];
+/// Operator types.
+pub const OPERATOR_TYPES: &[&str] = &["normalize"];
+/// Sink types.
+pub const SINK_TYPES: &[&str] = &["console", "file"];
+
+/// Builds every component of a pipeline, collecting every error.
+pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>, ConfigErrors> {
+    let mut built = BTreeMap::new();
+    let mut errors = Vec::new();
+    for spec in &config.components {
+        match build(spec, config) {
+            Ok(component) => {
+                built.insert(spec.name.clone(), component);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(built)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// Builds one component.
+pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component, ConfigError> {
+    let name = spec.name.clone();
+    Ok(match (spec.role, spec.type_name.as_str()) {
+        (Role::Source, "file") => {
+            let options: FileSourceConfig = options(spec, config)?;
+            if options.batch_lines == 0 {
+                return Err(error(spec, config, "batch_lines", "must be at least 1".into()));
+            }
+            Component::Source(Box::new(FileSource::new(name, options)))
+        }
+        (Role::Operator, "normalize") => {
+            let normalize =
+                Normalize::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
+            Component::Operator(Box::new(normalize))
+        }
+        (Role::Sink, "console") => {
+            Component::Sink(Box::new(ConsoleSink::new(options::<ConsoleSinkConfig>(spec, config)?)))
+        }
+        (Role::Sink, "file") => Component::Sink(Box::new(FileSink::new(options::<FileSinkConfig>(spec, config)?))),
+        (role, other) => {
+            let known = match role {
+                Role::Source => SOURCE_TYPES,
+                Role::Operator => OPERATOR_TYPES,
+                Role::Sink => SINK_TYPES,
+            };
+            return Err(error(
+                spec,
+                config,
+                "type",
+                format!("unknown {} type `{other}`; known: {}", role.section().trim_end_matches('s'), known.join(", ")),
+            ));
+        }
+    })
+}
+
+/// Deserializes a component's options, naming the key and line of what is wrong.
+fn options<T: DeserializeOwned>(spec: &ComponentSpec, config: &PipelineConfig) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(spec.options.clone())).map_err(|e| {
+        let path = error_path(&e).unwrap_or_default();
+        error(spec, config, &path, first_line(e.inner()))
+    })
+}
+
+fn error(spec: &ComponentSpec, config: &PipelineConfig, option: &str, message: String) -> ConfigError {
+    let line = spec.option_lines.get(top_key(option)).copied().unwrap_or(spec.line);
+    ConfigError { file: config.path.clone(), line: Some(line), key: spec.key(option), message: config.redact(&message) }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the `weir` binary run as a user would, on temporary data directories.
+
+mod common;
+mod crash;
+mod demo;
+mod log_cli;
+mod validate;
