@@ -45,8 +45,8 @@ inputs = ["nowhere"]
     let err = stderr(&output);
     for expected in [
         format!("{file}:8: sources.okta.batch_lines: invalid type: string \"many\", expected usize"),
-        format!("{file}:10: operators.events.type: unknown operator type `normalise`; known: normalize"),
-        format!("{file}:13: sinks.out.path: missing field `path`"),
+        format!("{file}:11: operators.events.type: unknown operator type `normalise`; known: normalize"),
+        format!("{file}:14: sinks.out.path: missing field `path`"),
     ] {
         assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
     }

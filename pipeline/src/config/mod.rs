@@ -102,7 +102,7 @@ pub struct ComponentSpec {
     pub inputs: Vec<String>,
     /// Every other key, interpolated.
     pub options: toml::Table,
-    /// Line of each option key, for errors found when the component is built.
+    /// Line of each key (options, `type`, `inputs`), for errors found when the component is built.
     pub option_lines: BTreeMap<String, usize>,
     /// Line of the section header.
     pub line: usize,
@@ -338,6 +338,7 @@ impl Parser<'_> {
         for (key, value) in table.into_inner() {
             let at = key.span().start;
             let key = key.into_inner();
+            option_lines.insert(key.clone(), self.line_of(at));
             let value = self.interpolate(value, &format!("{prefix}.{key}"));
             match key.as_str() {
                 "type" => match value {
@@ -352,7 +353,6 @@ impl Parser<'_> {
                     _ => self.error(Some(at), format!("{prefix}.inputs"), "must be a list of component names"),
                 },
                 _ => {
-                    option_lines.insert(key.clone(), self.line_of(at));
                     options.insert(key, value);
                 }
             }
@@ -517,10 +517,18 @@ fn find_cycle<'a>(
     None
 }
 
-/// The dotted path of the field a deserialization error is about, if any.
-pub fn error_path<E>(e: &serde_path_to_error::Error<E>) -> Option<String> {
+/// The dotted path of the field a deserialization error is about, if any. serde reports a
+/// missing field at the struct that lacks it, so its name is taken from the message.
+pub fn error_path<E: fmt::Display>(e: &serde_path_to_error::Error<E>) -> Option<String> {
     let path = e.path().to_string();
-    (!path.is_empty() && path != ".").then_some(path)
+    let path = (!path.is_empty() && path != ".").then_some(path);
+    let message = e.inner().to_string();
+    let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (Some(path), Some(field)) => Some(format!("{path}.{field}")),
+        (None, Some(field)) => Some(field.to_string()),
+        (path, None) => path,
+    }
 }
 
 /// The first line of an error message (toml appends the key on later lines; we name it ourselves).

@@ -7,9 +7,13 @@ use std::time::Duration;
 use weir_schemas::{Record, StoredRecord};
 
 use super::batch;
-use super::segment::Segment;
+use super::segment::{ReadLimit, Segment};
 use super::{EmbeddedConfig, FsyncPolicy, MAX_SEGMENT_BYTES};
 use crate::log::{AppendAck, LogError, PartitionOffsets};
+
+/// About how many bytes of keys and values one read returns at most, so that a batch of large
+/// records cannot exhaust memory (at least one record is always returned).
+pub const READ_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// A partition's segments, oldest first; the last one is active.
 #[derive(Debug)]
@@ -128,7 +132,7 @@ impl Partition {
         Ok(deleted)
     }
 
-    /// Reads up to `max` records from `from`.
+    /// Reads up to `max` records (and about [`READ_MAX_BYTES`] of them) from `from`.
     pub fn read(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<StoredRecord>, LogError> {
         let offsets = self.offsets();
         if from < offsets.start {
@@ -140,13 +144,14 @@ impl Partition {
             });
         }
         let mut out = Vec::new();
+        let mut limit = ReadLimit::new(max, READ_MAX_BYTES);
         let first = self.segments.partition_point(|s| s.base_offset <= from).saturating_sub(1);
         let mut next = from;
         for segment in &self.segments[first..] {
-            if out.len() >= max || next >= offsets.end {
+            if limit.reached() || next >= offsets.end {
                 break;
             }
-            segment.read(next, max, topic, partition, &mut out)?;
+            segment.read(next, &mut limit, topic, partition, &mut out)?;
             next = out.last().map_or(segment.next_offset, |r| r.offset + 1).max(next);
         }
         Ok(out)

@@ -327,20 +327,21 @@ impl Segment {
     pub fn read(
         &self,
         from: u64,
-        max: usize,
+        limit: &mut ReadLimit,
         topic: &str,
         partition: u32,
         out: &mut Vec<StoredRecord>,
     ) -> Result<(), LogError> {
         let mut position = self.position_for(from);
         let mut reader = ChunkReader::new(&self.log, &self.log_path, self.size);
-        while position < self.size && out.len() < max {
+        while position < self.size && !limit.reached() {
             let bytes = self.checked_batch(&mut reader, position)?;
             let header = BatchHeader::parse(bytes);
             if header.last_offset() >= from {
                 let mut decode_result = Ok(());
                 batch::decode(bytes, |offset, record: Record| {
-                    if offset >= from && out.len() < max {
+                    if offset >= from && !limit.reached() {
+                        limit.take(&record);
                         out.push(StoredRecord { topic: topic.to_string(), partition, offset, record });
                     }
                 })
@@ -404,6 +405,32 @@ impl Segment {
 
     fn corrupt(&self, position: u64, reason: String) -> LogError {
         LogError::Corrupt { file: self.log_path.clone(), position, reason }
+    }
+}
+
+/// How much one read may still return: a number of records and, so that large records cannot
+/// exhaust memory, a number of bytes (the record that crosses it is still returned).
+#[derive(Clone, Copy, Debug)]
+pub struct ReadLimit {
+    records: usize,
+    bytes: usize,
+}
+
+impl ReadLimit {
+    /// Up to `records` records and about `bytes` bytes of keys and values.
+    pub fn new(records: usize, bytes: usize) -> Self {
+        ReadLimit { records, bytes }
+    }
+
+    /// Whether nothing more may be returned.
+    pub fn reached(&self) -> bool {
+        self.records == 0 || self.bytes == 0
+    }
+
+    fn take(&mut self, record: &Record) {
+        self.records -= 1;
+        let size = record.value.len() + record.key.as_ref().map_or(0, Vec::len);
+        self.bytes = self.bytes.saturating_sub(size.max(1));
     }
 }
 
