@@ -140,12 +140,7 @@ impl Output {
 pub trait Operator: Send {
     /// Processes one input record. Bad input is rejected through `out`, not returned as an error;
     /// an error stops the operator (fatal) or retries the record (retryable).
-    fn process(
-        &mut self,
-        input: &StoredRecord,
-        state: &mut dyn State,
-        out: &mut Output,
-    ) -> Result<(), ComponentError>;
+    fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError>;
 }
 
 /// Why the destination did not take one record of a batch.
