@@ -37,6 +37,17 @@ pub fn record_to_json(record: &StoredRecord) -> Value {
     Value::Object(object)
 }
 
+/// Records as JSON lines (each ending in a newline): whole records, or only their decoded values.
+pub fn json_lines(batch: &[StoredRecord], values_only: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for record in batch {
+        let json = if values_only { value_to_json(&record.record.value).1 } else { record_to_json(record) };
+        out.extend_from_slice(json.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
 /// A value decoded for display, with its schema name when it is Avro.
 pub fn value_to_json(value: &[u8]) -> (Option<String>, Value) {
     if weir_schemas::avro::is_single_object(value) {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
@@ -89,6 +89,17 @@ fn the_demo_normalizes_the_samples_and_dead_letters_bad_input() {
     assert_eq!(written.lines().count(), 12, "the file sink holds each event once");
 }
 
+/// A temporary directory with `n` Okta events and a pipeline config reading them; returns the
+/// directory, the config and the data directory.
+fn pipeline_with_events(n: usize) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("okta.ndjson");
+    std::fs::write(&input, okta_events(n)).unwrap();
+    let config = pipeline_config(dir.path(), &input);
+    let data = dir.path().join("data");
+    (dir, config, data)
+}
+
 fn event_ids(data: &Path) -> BTreeMap<String, usize> {
     let mut ids = BTreeMap::new();
     for event in consume(data, "events") {
@@ -103,12 +114,8 @@ fn expected_ids(n: usize) -> BTreeSet<String> {
 
 #[test]
 fn sigterm_stops_gracefully_and_a_restart_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("okta.ndjson");
     let n = 20_000;
-    std::fs::write(&input, okta_events(n)).unwrap();
-    let config = pipeline_config(dir.path(), &input);
-    let data = dir.path().join("data");
+    let (dir, config, data) = pipeline_with_events(n);
 
     let child = weir(&data).arg("run").arg("-c").arg(&config).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -127,16 +134,10 @@ fn sigterm_stops_gracefully_and_a_restart_resumes_exactly() {
     assert_eq!(lines.lines().count(), n, "the file sink got every event exactly once");
 }
 
-use std::process::Command;
-
 #[test]
 fn sigkill_at_random_moments_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("okta.ndjson");
     let n = 20_000;
-    std::fs::write(&input, okta_events(n)).unwrap();
-    let config = pipeline_config(dir.path(), &input);
-    let data = dir.path().join("data");
+    let (dir, config, data) = pipeline_with_events(n);
     let mut rng = Rng(seed());
 
     for _ in 0..6 {

@@ -4,4 +4,5 @@ mod common;
 mod crash;
 mod demo;
 mod log_cli;
+mod schemas_bench;
 mod validate;

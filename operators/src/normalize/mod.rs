@@ -11,8 +11,9 @@
 //!
 //! Guarantees:
 //! - bad input never panics and never stops the operator: it is rejected to the dead-letter topic
-//!   with a reason saying what, where and why (never the payload itself; the original bytes are
-//!   kept beside the reason), and the operator carries on;
+//!   with a reason saying what, where and why (never the payload itself; the original vendor
+//!   bytes — or the whole input when it is not an envelope — are kept beside the reason), and the
+//!   operator carries on;
 //! - deterministic: the same input gives byte-identical output (no wall clock, no hash-map order);
 //!   `metadata.uid` is the vendor's event id, so a replayed event can be recognised downstream;
 //! - nothing is dropped silently: a vendor event type without a mapping becomes an OCSF Base Event
@@ -135,6 +136,9 @@ impl Operator for Normalize {
                 return Ok(());
             }
         };
+        // From here on the dead letter keeps the vendor bytes, which is what a person fixing the
+        // input needs; the dead letter's input position still leads back to the envelope.
+        let original = &envelope.payload;
         let Some(vendor) = self.forced_vendor.or_else(|| Vendor::from_name(&envelope.vendor)) else {
             out.reject(
                 format!(

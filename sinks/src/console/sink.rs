@@ -7,7 +7,7 @@ use weir_schemas::component::{ComponentError, RecordFailure, Sink};
 use weir_schemas::StoredRecord;
 
 use super::ConsoleSinkConfig;
-use crate::encoding::{record_to_json, value_to_json};
+use crate::encoding::json_lines;
 
 /// Prints records to standard output.
 pub struct ConsoleSink {
@@ -24,16 +24,10 @@ impl ConsoleSink {
 #[async_trait]
 impl Sink for ConsoleSink {
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
-        let mut text = String::new();
-        for record in batch {
-            let json =
-                if self.config.values_only { value_to_json(&record.record.value).1 } else { record_to_json(record) };
-            text.push_str(&json.to_string());
-            text.push('\n');
-        }
+        let text = json_lines(batch, self.config.values_only);
         let mut stdout = std::io::stdout().lock();
         stdout
-            .write_all(text.as_bytes())
+            .write_all(&text)
             .and_then(|()| stdout.flush())
             .map_err(|e| ComponentError::retryable(format!("writing to standard output: {e}")))?;
         Ok(Vec::new())

@@ -2,13 +2,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 
 use async_trait::async_trait;
 use weir_schemas::component::{ComponentError, RecordFailure, Sink};
 use weir_schemas::StoredRecord;
 
 use super::FileSinkConfig;
-use crate::encoding::{record_to_json, value_to_json};
+use crate::encoding::json_lines;
 
 /// Appends records to a file as JSON lines.
 pub struct FileSink {
@@ -31,31 +32,53 @@ impl FileSink {
             }
             let file = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| ComponentError::fatal(format!("cannot open {} for appending: {e}", path.display())))?;
+            cut_partial_line(&file)
+                .map_err(|e| ComponentError::retryable(format!("repairing the end of {}: {e}", path.display())))?;
             self.file = Some(file);
         }
         Ok(self.file.as_mut().expect("opened above"))
     }
 }
 
+/// Cuts a partial last line — left by a crash or a failed write in the middle of a batch that was
+/// therefore never acknowledged, and will be written again — so the file stays valid NDJSON.
+fn cut_partial_line(file: &File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let buf = &mut chunk[..(end - start) as usize];
+        file.read_exact_at(buf, start)?;
+        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < len {
+        tracing::warn!(
+            dropped_bytes = len - end,
+            "file sink: cutting a partial last line left by an interrupted write"
+        );
+        file.set_len(end)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Sink for FileSink {
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
-        let mut text = Vec::new();
-        for record in batch {
-            let json =
-                if self.config.values_only { value_to_json(&record.record.value).1 } else { record_to_json(record) };
-            serde_json::to_writer(&mut text, &json)
-                .map_err(|e| ComponentError::fatal(format!("encoding JSON: {e}")))?;
-            text.push(b'\n');
-        }
+        let text = json_lines(batch, self.config.values_only);
         let path = self.config.path.display().to_string();
         let file = self.file()?;
         let written = file.write_all(&text).and_then(|()| file.sync_data());
         if let Err(e) = written {
-            // The file may now end in part of a line; reopen so the retry appends cleanly after it.
+            // The file may now end in part of a line; reopening cuts it before the retry.
             self.file = None;
             return Err(ComponentError::retryable(format!("writing {path}: {e}")));
         }

@@ -34,3 +34,22 @@ async fn an_unwritable_path_is_fatal_with_the_path() {
     let err = sink.deliver(&[record]).await.unwrap_err();
     assert!(err.message.contains("file/sub"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn a_partial_line_left_by_a_crash_is_cut_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.ndjson");
+    std::fs::write(&path, "{\"offset\":0}\n{\"offs").unwrap();
+    let mut sink = FileSink::new(FileSinkConfig { path: path.clone(), values_only: true });
+    let record =
+        StoredRecord { topic: "t".into(), partition: 0, offset: 1, record: Record::new(0, b"{\"n\":1}".to_vec()) };
+    assert!(sink.deliver(&[record]).await.unwrap().is_empty());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"offset\":0}\n{\"n\":1}\n");
+
+    // A file that is only a partial line is emptied.
+    std::fs::write(&path, "{\"par").unwrap();
+    let mut sink = FileSink::new(FileSinkConfig { path: path.clone(), values_only: true });
+    let record = StoredRecord { topic: "t".into(), partition: 0, offset: 2, record: Record::new(0, b"{}".to_vec()) };
+    sink.deliver(&[record]).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}\n");
+}

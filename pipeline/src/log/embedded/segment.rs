@@ -61,8 +61,14 @@ impl Segment {
     pub fn create(dir: &Path, base_offset: u64) -> Result<Segment, LogError> {
         let [log_path, index_path, time_path] = paths(dir, base_offset);
         let log = open_append(&log_path, true)?;
-        let index_writers = Some((open_append(&index_path, true)?, open_append(&time_path, true)?));
-        Ok(Segment {
+        let mut segment = Segment::empty(base_offset, log_path, log);
+        segment.index_writers = Some((open_append(&index_path, true)?, open_append(&time_path, true)?));
+        Ok(segment)
+    }
+
+    /// A segment over `log` before any of its batches has been read.
+    fn empty(base_offset: u64, log_path: PathBuf, log: File) -> Segment {
+        Segment {
             base_offset,
             next_offset: base_offset,
             size: 0,
@@ -70,9 +76,9 @@ impl Segment {
             log_path,
             log,
             index: Vec::new(),
-            index_writers,
+            index_writers: None,
             bytes_since_index: 0,
-        })
+        }
     }
 
     /// Opens the active segment: checks every batch, cuts a torn tail (unless read-only) and
@@ -85,17 +91,7 @@ impl Segment {
     ) -> Result<Segment, LogError> {
         let [log_path, index_path, time_path] = paths(dir, base_offset);
         let log = if read_only { open_read(&log_path)? } else { open_append(&log_path, false)? };
-        let mut segment = Segment {
-            base_offset,
-            next_offset: base_offset,
-            size: 0,
-            max_timestamp: i64::MIN,
-            log_path,
-            log,
-            index: Vec::new(),
-            index_writers: None,
-            bytes_since_index: 0,
-        };
+        let mut segment = Segment::empty(base_offset, log_path, log);
         let file_len = file_len(&segment.log, &segment.log_path)?;
         let end = segment.scan(0, file_len, Some(index_interval))?;
         if let Some(torn) = end.torn {
@@ -137,17 +133,7 @@ impl Segment {
         let [log_path, index_path, time_path] = paths(dir, base_offset);
         let log = open_read(&log_path)?;
         let size = file_len(&log, &log_path)?;
-        let mut segment = Segment {
-            base_offset,
-            next_offset: base_offset,
-            size: 0,
-            max_timestamp: i64::MIN,
-            log_path,
-            log,
-            index: Vec::new(),
-            index_writers: None,
-            bytes_since_index: 0,
-        };
+        let mut segment = Segment::empty(base_offset, log_path, log);
         match load_index(&index_path, &time_path, size) {
             Some(index) if !index.is_empty() => {
                 let last = *index.last().expect("not empty");
