@@ -12,8 +12,8 @@
 //! Durability follows [`FsyncPolicy`]: `always` syncs every append before acknowledging it;
 //! `interval` acknowledges once the batch is written to the OS (it survives the process being
 //! killed) and syncs every `fsync_interval_ms` (an OS crash or power loss may lose up to that
-//! much); `never` leaves syncing to the OS. Segments are synced when sealed unless the policy is
-//! `never`.
+//! much); `never` leaves syncing to the OS. Whatever the policy, a segment is synced when it is
+//! sealed, and [`Log::flush`] syncs everything appended so far.
 //!
 //! One process writes a data directory at a time (a lock file enforces it); others may open it
 //! read-only to consume, and then never truncate or rewrite anything.

@@ -37,7 +37,7 @@ impl Partition {
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for (i, &base) in bases.iter().enumerate() {
             let segment = match bases.get(i + 1) {
-                Some(&next) => Segment::open_sealed(&dir, base, next, interval)?,
+                Some(&next) => Segment::open_sealed(&dir, base, next, interval, read_only)?,
                 None => Segment::recover_active(&dir, base, interval, read_only)?,
             };
             segments.push(segment);
@@ -94,16 +94,14 @@ impl Partition {
         Ok(AppendAck { base_offset, last_offset: base_offset + records.len() as u64 - 1 })
     }
 
-    /// Seals the active segment, starts a new one and applies retention.
+    /// Seals the active segment (synced whatever the policy, so a sealed segment is always whole
+    /// on disk and `flush` need only sync the active one), starts a new one and applies retention.
     fn roll(&mut self, config: &EmbeddedConfig) -> Result<(), LogError> {
-        let sync = config.fsync != FsyncPolicy::Never;
         let active = self.segments.last_mut().expect("active segment");
-        active.seal(sync)?;
+        active.seal()?;
         let next = active.next_offset;
         self.segments.push(Segment::create(&self.dir, next)?);
-        if sync {
-            sync_dir(&self.dir)?;
-        }
+        sync_dir(&self.dir)?;
         self.dirty = false;
         self.apply_retention(config)?;
         Ok(())

@@ -48,6 +48,8 @@ pub struct Segment {
     /// The index files, open for appending while this is the active segment.
     index_writers: Option<(File, File)>,
     bytes_since_index: u64,
+    /// Why the segment takes no more appends, after a failed write.
+    failed: Option<String>,
 }
 
 /// Paths of a segment's three files.
@@ -78,6 +80,7 @@ impl Segment {
             index: Vec::new(),
             index_writers: None,
             bytes_since_index: 0,
+            failed: None,
         }
     }
 
@@ -129,7 +132,13 @@ impl Segment {
     /// Opens a sealed segment that should end right before `next_base`. Its indexes are loaded
     /// if they check out, otherwise rebuilt; the batches after the last index entry are read to
     /// find the largest event time and to check the segment ends where the next one begins.
-    pub fn open_sealed(dir: &Path, base_offset: u64, next_base: u64, index_interval: u64) -> Result<Segment, LogError> {
+    pub fn open_sealed(
+        dir: &Path,
+        base_offset: u64,
+        next_base: u64,
+        index_interval: u64,
+        read_only: bool,
+    ) -> Result<Segment, LogError> {
         let [log_path, index_path, time_path] = paths(dir, base_offset);
         let log = open_read(&log_path)?;
         let size = file_len(&log, &log_path)?;
@@ -158,6 +167,9 @@ impl Segment {
                         segment.corrupt(end.position, format!("sealed segment ends in an incomplete batch: {torn}"))
                     );
                 }
+                if read_only {
+                    return segment.check_ends_at(next_base);
+                }
                 let (index_bytes, time_bytes) = encode_index(&segment.index);
                 fs::write(&index_path, index_bytes)
                     .map_err(|e| LogError::io(format!("writing {}", index_path.display()), e))?;
@@ -165,13 +177,18 @@ impl Segment {
                     .map_err(|e| LogError::io(format!("writing {}", time_path.display()), e))?;
             }
         }
-        if segment.next_offset != next_base {
-            return Err(segment.corrupt(
-                segment.size,
-                format!("segment ends at offset {} but the next segment starts at {next_base}", segment.next_offset),
+        segment.check_ends_at(next_base)
+    }
+
+    /// Checks that a sealed segment ends right before the next one begins.
+    fn check_ends_at(self, next_base: u64) -> Result<Segment, LogError> {
+        if self.next_offset != next_base {
+            return Err(self.corrupt(
+                self.size,
+                format!("segment ends at offset {} but the next segment starts at {next_base}", self.next_offset),
             ));
         }
-        Ok(segment)
+        Ok(self)
     }
 
     /// Reads batches from `position` to `file_len`, checking each, and extends the segment's
@@ -183,28 +200,26 @@ impl Segment {
             if position >= file_len {
                 return Ok(ScanEnd { position, torn: None });
             }
-            let bytes = match reader.batch_at(position) {
-                Ok(bytes) => bytes,
-                Err(Fault::Truncated) => {
-                    return Ok(ScanEnd { position, torn: Some("the last batch is incomplete".into()) })
-                }
+            let fault = match reader.batch_at(position) {
+                Ok(bytes) => match batch::check(bytes) {
+                    Ok(header) => Ok(header),
+                    Err(BatchFault::Truncated) => Err("the batch runs past the end of the file".to_string()),
+                    Err(BatchFault::Invalid(reason)) => Err(reason),
+                },
+                Err(Fault::Truncated) => Err("the batch header runs past the end of the file".to_string()),
                 Err(Fault::Io(e)) => return Err(e),
             };
-            let header = match batch::check(bytes) {
+            let header = match fault {
                 Ok(header) => header,
-                Err(BatchFault::Truncated) => {
-                    return Ok(ScanEnd { position, torn: Some("the last batch is incomplete".into()) })
-                }
-                Err(BatchFault::Invalid(reason)) => {
-                    let claimed_end = position.saturating_add(BatchHeader::parse(bytes).total_len());
-                    if claimed_end >= file_len || reader.all_zero_from(position)? {
-                        return Ok(ScanEnd {
-                            position,
-                            torn: Some(format!("the last batch does not check out: {reason}")),
-                        });
+                // A crash in the middle of a write leaves a bad batch with nothing valid after
+                // it. A bad batch followed by a valid one is damage to acknowledged data: never
+                // cut it off, even when its (unchecksummed) length claims to run past the end.
+                Err(reason) => match valid_batch_after(&log, &path, position, file_len, self.next_offset)? {
+                    None => return Ok(ScanEnd { position, torn: Some(reason) }),
+                    Some(next) => {
+                        return Err(self.corrupt(position, format!("{reason}; a valid batch follows at byte {next}")))
                     }
-                    return Err(self.corrupt(position, reason));
-                }
+                },
             };
             if header.base_offset != self.next_offset {
                 return Err(self.corrupt(
@@ -246,11 +261,32 @@ impl Segment {
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
     }
 
-    /// Appends one encoded batch (already numbered from `self.next_offset`).
+    /// Appends one encoded batch (already numbered from `self.next_offset`). If a write fails, the
+    /// segment takes no more appends: reopening the log recovers it (the partial batch is a torn
+    /// tail, and the indexes are rebuilt).
     pub fn append(&mut self, bytes: &[u8], index_interval: u64) -> Result<(), LogError> {
+        if let Some(failure) = &self.failed {
+            return Err(LogError::io(
+                format!(
+                    "{} took no more appends after a failed write ({failure}); reopen the log to recover",
+                    self.log_path.display()
+                ),
+                std::io::ErrorKind::Other.into(),
+            ));
+        }
         let header = BatchHeader::parse(bytes);
         debug_assert_eq!(header.base_offset, self.next_offset);
-        if let Some(entry) = self.maybe_index(&header, index_interval) {
+        let result = self.write_batch(bytes, &header, index_interval);
+        if let Err(e) = &result {
+            self.failed = Some(e.to_string());
+            // Best effort: leave the file as it was; recovery on open handles what remains.
+            let _ = self.log.set_len(self.size);
+        }
+        result
+    }
+
+    fn write_batch(&mut self, bytes: &[u8], header: &BatchHeader, index_interval: u64) -> Result<(), LogError> {
+        if let Some(entry) = self.maybe_index(header, index_interval) {
             let (index_bytes, time_bytes) = encode_index(std::slice::from_ref(&entry));
             let (index_file, time_file) = self.index_writers.as_mut().ok_or(LogError::ReadOnly)?;
             let [_, index_path, time_path] = paths(self.log_path.parent().unwrap_or(Path::new(".")), self.base_offset);
@@ -258,7 +294,7 @@ impl Segment {
             write_all(time_file, &time_path, &time_bytes)?;
         }
         write_all(&mut self.log, &self.log_path, bytes)?;
-        self.extend(&header);
+        self.extend(header);
         Ok(())
     }
 
@@ -275,14 +311,12 @@ impl Segment {
     }
 
     /// Seals the segment: its data and indexes are synced and no longer written.
-    pub fn seal(&mut self, sync: bool) -> Result<(), LogError> {
+    pub fn seal(&mut self) -> Result<(), LogError> {
+        self.sync()?;
         if let Some((index_file, time_file)) = self.index_writers.take() {
-            if sync {
-                self.sync()?;
-                for file in [index_file, time_file] {
-                    file.sync_data()
-                        .map_err(|e| LogError::io(format!("syncing the indexes of {}", self.log_path.display()), e))?;
-                }
+            for file in [index_file, time_file] {
+                file.sync_data()
+                    .map_err(|e| LogError::io(format!("syncing the indexes of {}", self.log_path.display()), e))?;
             }
         }
         Ok(())
@@ -318,11 +352,12 @@ impl Segment {
         partition: u32,
         out: &mut Vec<StoredRecord>,
     ) -> Result<(), LogError> {
-        let mut position = self.position_for(from);
+        let (mut position, mut expected) = self.position_for(from);
         let mut reader = ChunkReader::new(&self.log, &self.log_path, self.size);
         while position < self.size && !limit.reached() {
-            let bytes = self.checked_batch(&mut reader, position)?;
+            let bytes = self.batch_at(&mut reader, position, expected)?;
             let header = BatchHeader::parse(bytes);
+            expected = header.last_offset() + 1;
             if header.last_offset() >= from {
                 let mut decode_result = Ok(());
                 batch::decode(bytes, |offset, record: Record| {
@@ -345,11 +380,15 @@ impl Segment {
             return Ok(None);
         }
         let start = self.index.partition_point(|e| e.max_ts_before < timestamp_ms).saturating_sub(1);
-        let mut position = self.index.get(start).map_or(0, |e| u64::from(e.position));
+        let (mut position, mut expected) = self
+            .index
+            .get(start)
+            .map_or((0, self.base_offset), |e| (u64::from(e.position), self.base_offset + u64::from(e.rel_offset)));
         let mut reader = ChunkReader::new(&self.log, &self.log_path, self.size);
         while position < self.size {
-            let bytes = self.checked_batch(&mut reader, position)?;
+            let bytes = self.batch_at(&mut reader, position, expected)?;
             let header = BatchHeader::parse(bytes);
+            expected = header.last_offset() + 1;
             if header.max_timestamp >= timestamp_ms {
                 let mut found = None;
                 batch::timestamps(bytes, |offset, ts| {
@@ -367,11 +406,26 @@ impl Segment {
         Ok(None)
     }
 
-    /// The position of the batch holding `offset` or of an earlier one.
-    fn position_for(&self, offset: u64) -> u64 {
+    /// The position of the batch holding `offset` or of an earlier one, and that batch's first
+    /// offset.
+    fn position_for(&self, offset: u64) -> (u64, u64) {
         let rel = offset.saturating_sub(self.base_offset);
         let at = self.index.partition_point(|e| u64::from(e.rel_offset) <= rel);
-        at.checked_sub(1).map_or(0, |i| u64::from(self.index[i].position))
+        at.checked_sub(1).map_or((0, self.base_offset), |i| {
+            (u64::from(self.index[i].position), self.base_offset + u64::from(self.index[i].rel_offset))
+        })
+    }
+
+    /// The checked batch at `position`, which must start at offset `expected`.
+    fn batch_at<'r>(&self, reader: &'r mut ChunkReader, position: u64, expected: u64) -> Result<&'r [u8], LogError> {
+        let bytes = self.checked_batch(reader, position)?;
+        let base = BatchHeader::parse(bytes).base_offset;
+        if base != expected {
+            return Err(
+                self.corrupt(position, format!("batch starts at offset {base} where offset {expected} was expected"))
+            );
+        }
+        Ok(bytes)
     }
 
     fn checked_batch<'r>(&self, reader: &'r mut ChunkReader, position: u64) -> Result<&'r [u8], LogError> {
@@ -473,25 +527,40 @@ impl<'a> ChunkReader<'a> {
             .read_exact_at(&mut self.buf, position)
             .map_err(|e| Fault::Io(LogError::io(format!("reading {} at byte {position}", self.path.display()), e)))
     }
+}
 
-    /// Whether every byte from `position` to the end is zero: space a crash left unwritten.
-    fn all_zero_from(&mut self, position: u64) -> Result<bool, LogError> {
-        let mut at = position;
-        while at < self.len {
-            let len = READ_CHUNK.min((self.len - at) as usize);
-            match self.fill(at, len) {
-                Ok(()) => {}
-                Err(Fault::Io(e)) => return Err(e),
-                Err(Fault::Truncated) => return Ok(false),
-            }
-            let start = (at - self.buf_start) as usize;
-            if self.buf[start..start + len].iter().any(|&b| b != 0) {
-                return Ok(false);
-            }
-            at += len as u64;
-        }
-        Ok(true)
+/// The position of the first valid batch after `position` numbered above `expected`, if any:
+/// every byte position is tried, so a damaged length field cannot hide the batches after it.
+fn valid_batch_after(
+    file: &File,
+    path: &Path,
+    position: u64,
+    file_len: u64,
+    expected: u64,
+) -> Result<Option<u64>, LogError> {
+    let start = position + 1;
+    if start + HEADER_LEN as u64 > file_len {
+        return Ok(None);
     }
+    let mut tail = vec![0u8; (file_len - start) as usize];
+    file.read_exact_at(&mut tail, start)
+        .map_err(|e| LogError::io(format!("reading {} at byte {start}", path.display()), e))?;
+    for at in 0..=tail.len() - HEADER_LEN {
+        let header = BatchHeader::parse(&tail[at..]);
+        // Cheap filters first: a plausible offset and a length that fits.
+        if header.base_offset <= expected || header.base_offset - expected > u64::from(u32::MAX) {
+            continue;
+        }
+        if (header.length as usize) < HEADER_LEN - batch::PREFIX_LEN
+            || at as u64 + header.total_len() > tail.len() as u64
+        {
+            continue;
+        }
+        if batch::check(&tail[at..at + header.total_len() as usize]).is_ok() {
+            return Ok(Some(start + at as u64));
+        }
+    }
+    Ok(None)
 }
 
 fn encode_index(entries: &[IndexEntry]) -> (Vec<u8>, Vec<u8>) {

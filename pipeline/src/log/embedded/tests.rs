@@ -162,6 +162,56 @@ fn corruption_in_the_middle_of_the_active_segment_fails_the_open_with_file_and_p
 }
 
 #[test]
+fn a_damaged_length_field_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
+    log.ensure_topic_blocking("t", 1).unwrap();
+    append_n(&log, "t", 20, 5);
+    drop(log);
+    let path = active_segment_path(dir.path(), "t");
+    let len = std::fs::metadata(&path).unwrap().len();
+    // The first batch's length (bytes 8..12, outside its CRC) now claims to run past the end.
+    flip_byte(&path, 11);
+    match EmbeddedLog::open(dir.path(), EmbeddedConfig::default()) {
+        Err(LogError::Corrupt { position: 0, reason, .. }) => {
+            assert!(reason.contains("a valid batch follows"), "{reason}")
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok(_) => panic!("acknowledged batches after a damaged length were cut off as a torn tail"),
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "nothing was truncated");
+}
+
+#[test]
+fn a_damaged_base_offset_in_a_sealed_segment_is_an_error_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    log.ensure_topic_blocking("t", 1).unwrap();
+    append_n(&log, "t", 100, 2);
+    drop(log);
+    let first = paths(&dir.path().join("log/t/0"), 0)[0].clone();
+    flip_byte(&first, 7); // high byte of the first batch's base offset: outside the CRC
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    let err = log.read_blocking("t", 0, 0, 10).unwrap_err();
+    assert!(err.to_string().contains("where offset 0 was expected"), "{err}");
+    assert!(log.partition("t", 0).unwrap().lock().unwrap().offset_for_time(0).is_err());
+}
+
+#[test]
+fn opening_read_only_never_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
+    log.ensure_topic_blocking("t", 1).unwrap();
+    append_n(&log, "t", 100, 2);
+    drop(log);
+    let [_, index, _] = paths(&dir.path().join("log/t/0"), 0);
+    std::fs::remove_file(&index).unwrap();
+    let reader = EmbeddedLog::open_read_only(dir.path()).unwrap();
+    assert_eq!(read_all(&reader, "t", 0).len(), 100);
+    assert!(!index.exists(), "a read-only open rebuilt the index in memory only");
+}
+
+#[test]
 fn corruption_in_a_sealed_segment_is_an_error_when_read() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path(), small_segments()).unwrap();
