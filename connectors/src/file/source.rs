@@ -96,12 +96,23 @@ impl Source for FileSource {
             if n == 0 {
                 break;
             }
-            if !line.ends_with(b"\n") && self.config.follow {
-                // A line still being written: read it again once it is complete.
+            let unterminated = !line.ends_with(b"\n");
+            // A last line without a newline may still be being written. Following, wait for it;
+            // otherwise take it only if it is already whole JSON, so a line caught half-written is
+            // read again, complete, on the next run instead of being dead-lettered in two halves.
+            let partial = unterminated
+                && (self.config.follow || serde_json::from_slice::<serde::de::IgnoredAny>(line.trim_ascii()).is_err());
+            if partial {
                 let back = -(n as i64);
                 reader
                     .seek_relative(back)
                     .map_err(|e| ComponentError::retryable(format!("source {}: {e}", self.name)))?;
+                if !self.config.follow {
+                    tracing::warn!(
+                        source = %self.name, file = %self.config.path.display(), position = self.position,
+                        "the last line has no newline and is not valid JSON yet; it will be read once complete"
+                    );
+                }
                 break;
             }
             lines_read += 1;

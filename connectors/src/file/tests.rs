@@ -51,6 +51,24 @@ async fn reads_every_line_rejects_bad_ones_and_resumes_from_the_cursor() {
 }
 
 #[tokio::test]
+async fn a_half_written_last_line_is_left_for_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.ndjson");
+    std::fs::write(&path, "{\"a\":1}\n{\"a\":").unwrap();
+    let mut source = FileSource::new("s", config(&path, 10));
+    source.open(None).await.unwrap();
+    let (records, rejected, cursor) = drain(&mut source).await;
+    assert_eq!((records.len(), rejected.len()), (1, 0), "the partial line is neither read nor rejected");
+    assert_eq!(cursor.as_deref(), Some("8"));
+    std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"2}\n").unwrap();
+    let mut next_run = FileSource::new("s", config(&path, 10));
+    next_run.open(cursor).await.unwrap();
+    let (records, rejected, _) = drain(&mut next_run).await;
+    assert_eq!((records.len(), rejected.len()), (1, 0));
+    assert_eq!(records[0].payload, b"{\"a\":2}");
+}
+
+#[tokio::test]
 async fn line_numbers_are_given_when_reading_from_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("e.ndjson");

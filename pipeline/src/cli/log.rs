@@ -40,8 +40,10 @@ pub struct ProduceArgs {
     /// Partitions of the topic if it has to be created.
     #[arg(long, default_value_t = 1)]
     pub partitions: u32,
-    /// When appends are synced to disk.
-    #[arg(long, value_enum, default_value_t = FsyncArg::Interval)]
+    /// When appends are synced to disk. With `always` (the default), `durable N` means on disk;
+    /// with `interval` or `never` it means written to the OS: it survives this process being
+    /// killed, not the machine crashing.
+    #[arg(long, value_enum, default_value_t = FsyncArg::Always)]
     pub fsync: FsyncArg,
 }
 

@@ -205,12 +205,12 @@ impl PipelineConfig {
     }
 }
 
-fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| s.len() >= 3) {
-        out = out.replace(secret.as_str(), "***");
-    }
-    out
+/// Replaces every secret in `text` with `***`, longest first, so that a secret containing
+/// another is never half-replaced.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    let mut secrets: Vec<&String> = secrets.iter().filter(|s| s.len() >= 3).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.iter().fold(text.to_string(), |out, secret| out.replace(secret.as_str(), "***"))
 }
 
 type SpannedTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
@@ -391,8 +391,14 @@ impl Parser<'_> {
             }
         }
         for c in components {
+            let mut listed = BTreeSet::new();
             for input in &c.inputs {
                 let problem = match seen.get(input.as_str()) {
+                    _ if !listed.insert(input.as_str()) => Some(format!("`{input}` is listed twice")),
+                    _ if input == DLQ_TOPIC && c.role == Role::Operator => Some(
+                        "an operator cannot read `dlq`: what it rejected would go back into `dlq`; read it with a sink"
+                            .to_string(),
+                    ),
                     _ if input == DLQ_TOPIC => None,
                     None => Some(format!("`{input}` is not a component of this pipeline")),
                     Some(target) if target.role == Role::Sink => {

@@ -117,3 +117,29 @@ fn dollar_dollar_escapes() {
     let config = parse("[sources.a]\ntype = \"file\"\npath = \"$${HOME}/x\"\n").unwrap();
     assert_eq!(config.components[0].options["path"].as_str(), Some("${HOME}/x"));
 }
+
+#[test]
+fn operators_cannot_read_dlq_and_inputs_are_listed_once() {
+    let text = r#"
+[sources.a]
+type = "file"
+
+[operators.b]
+type = "normalize"
+inputs = ["a", "dlq"]
+
+[sinks.c]
+type = "console"
+inputs = ["b", "b", "dlq"]
+"#;
+    let found = errors(text).join("\n");
+    assert!(found.contains("p.toml:5: operators.b.inputs: an operator cannot read `dlq`"), "{found}");
+    assert!(found.contains("p.toml:9: sinks.c.inputs: `b` is listed twice"), "{found}");
+    assert!(!found.contains("sinks.c.inputs: `dlq`"), "sinks may read dlq: {found}");
+}
+
+#[test]
+fn redaction_replaces_the_longest_secret_first() {
+    let secrets = vec!["abc".to_string(), "abcdef".to_string()];
+    assert_eq!(redact("token=abcdef", &secrets), "token=***");
+}

@@ -94,6 +94,19 @@ pub struct StageSummary {
     pub failure: Option<String>,
 }
 
+/// Sets a stage's `done` flag when dropped; records a panic as the stage's failure.
+struct DoneGuard(Arc<StageProgress>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut failure = self.0.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            failure.get_or_insert_with(|| "the stage panicked (a bug: please report it)".to_string());
+        }
+        self.0.done.store(true, Ordering::SeqCst);
+    }
+}
+
 /// How to run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
@@ -108,7 +121,8 @@ pub(crate) struct StageContext {
     pub role: Role,
     pub log: Arc<dyn Log>,
     pub store: Arc<Store>,
-    pub partitions: u32,
+    /// Partitions of every topic the pipeline reads or writes.
+    pub topic_partitions: Arc<BTreeMap<String, u32>>,
     pub progress: Arc<StageProgress>,
     /// Inputs: (topic, the progress of every stage that writes it).
     pub inputs: Vec<(String, Vec<Arc<StageProgress>>)>,
@@ -119,6 +133,11 @@ pub(crate) struct StageContext {
 }
 
 impl StageContext {
+    /// How many partitions a topic of this pipeline has.
+    pub fn partitions(&self, topic: &str) -> u32 {
+        self.topic_partitions.get(topic).copied().unwrap_or(1)
+    }
+
     /// Whether a shutdown was asked for.
     pub fn stopping(&self) -> bool {
         *self.shutdown.borrow()
@@ -154,16 +173,24 @@ pub async fn run(
     options: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<StageSummary>, RunError> {
-    let partitions = config.log.partitions;
-    log.ensure_topic(DLQ_TOPIC, partitions).await?;
-    for spec in &config.components {
-        if let Some(topic) = spec.output_topic() {
-            log.ensure_topic(&topic, partitions).await?;
+    // Topics that already exist keep their partition count; `[log] partitions` applies to new ones.
+    let mut topic_partitions = BTreeMap::new();
+    let topics =
+        std::iter::once(DLQ_TOPIC.to_string()).chain(config.components.iter().filter_map(|c| c.output_topic()));
+    for topic in topics {
+        let info = log.ensure_topic(&topic, config.log.partitions).await?;
+        if info.partitions != config.log.partitions {
+            tracing::warn!(
+                topic = %topic, partitions = info.partitions, configured = config.log.partitions,
+                "the topic exists with another partition count; keeping it"
+            );
         }
+        topic_partitions.insert(topic, info.partitions);
     }
+    let topic_partitions = Arc::new(topic_partitions);
     let progress: BTreeMap<&str, Arc<StageProgress>> =
         config.components.iter().map(|c| (c.name.as_str(), Arc::new(StageProgress::default()))).collect();
-    // Everything but the stages that read `dlq` may write to it.
+    // Everything but the sinks that read `dlq` may write to it (operators may not read it).
     let dlq_writers: Vec<Arc<StageProgress>> = config
         .components
         .iter()
@@ -171,9 +198,8 @@ pub async fn run(
         .map(|c| progress[c.name.as_str()].clone())
         .collect();
     let secrets = config.secrets.clone();
-    let redact: Arc<dyn Fn(&str) -> String + Send + Sync> = Arc::new(move |text: &str| {
-        secrets.iter().filter(|s| s.len() >= 3).fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
-    });
+    let redact: Arc<dyn Fn(&str) -> String + Send + Sync> =
+        Arc::new(move |text: &str| crate::config::redact(text, &secrets));
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut components = components;
@@ -194,7 +220,7 @@ pub async fn run(
             role: spec.role,
             log: log.clone(),
             store: store.clone(),
-            partitions,
+            topic_partitions: topic_partitions.clone(),
             progress: progress[spec.name.as_str()].clone(),
             inputs,
             output_topic: spec.output_topic(),
@@ -203,13 +229,14 @@ pub async fn run(
             redact: redact.clone(),
         };
         tasks.spawn(async move {
-            let progress = context.progress.clone();
+            // Marks the stage done however it ends, a panic included, so downstream stages and
+            // `--until-idle` never wait for it forever.
+            let _done = DoneGuard(context.progress.clone());
             match component {
                 Component::Source(source) => stages::run_source(context, source).await,
                 Component::Operator(operator) => stages::run_operator(context, operator).await,
                 Component::Sink(sink) => stages::run_sink(context, sink).await,
             }
-            progress.done.store(true, Ordering::SeqCst);
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -225,10 +252,7 @@ pub async fn run(
         let mut lag = 0;
         for input in &spec.inputs {
             let topic = config.input_topic(input).expect("checked");
-            if log.topic(&topic).await?.is_none() {
-                continue;
-            }
-            for partition in 0..partitions {
+            for partition in 0..topic_partitions.get(&topic).copied().unwrap_or(0) {
                 let end = log.offsets(&topic, partition).await?.end;
                 let committed = store.offset(&spec.name, &topic, partition)?.unwrap_or(0);
                 lag += end.saturating_sub(committed);
@@ -252,3 +276,6 @@ pub async fn run(
     }
     Ok(summaries)
 }
+
+#[cfg(test)]
+mod tests;

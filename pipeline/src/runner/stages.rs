@@ -26,6 +26,7 @@ pub const ID_HEADER: &str = "weir-id";
 fn new_backoff() -> ExponentialBackoff {
     ExponentialBackoff {
         initial_interval: Duration::from_millis(100),
+        current_interval: Duration::from_millis(100),
         max_interval: Duration::from_secs(30),
         max_elapsed_time: None,
         ..ExponentialBackoff::default()
@@ -56,7 +57,7 @@ async fn append_partitioned(cx: &StageContext, topic: &str, records: Vec<Record>
     }
     let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
     for record in records {
-        by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions)).or_default().push(record);
+        by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions(topic))).or_default().push(record);
     }
     for (partition, records) in by_partition {
         cx.log.append(topic, partition, &records).await?;
@@ -68,10 +69,11 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A `dlq` record for rejected input.
+/// A `dlq` record for rejected input; `n` numbers the rejections of one input.
 fn dead_letter(
     cx: &StageContext,
     input: Option<&StoredRecord>,
+    n: usize,
     rejected: Rejected,
     attempts: i32,
 ) -> Result<Record, String> {
@@ -94,9 +96,8 @@ fn dead_letter(
     let value = weir_schemas::encode(&letter).map_err(|e| format!("encoding a dead letter: {e}"))?;
     let mut record = Record::new(letter.time, value).with_key(cx.name.clone());
     if let Some(input) = input {
-        record
-            .headers
-            .push((ID_HEADER.into(), format!("{}/{}/{}", input.topic, input.partition, input.offset).into_bytes()));
+        let id = format!("{}/{}/dlq/{n}", cx.name, record_id(input));
+        record.headers.push((ID_HEADER.into(), id.into_bytes()));
     }
     Ok(record)
 }
@@ -143,7 +144,7 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
                 let received = (batch.records.len() + batch.rejected.len()) as u64;
                 let appended = batch.records.len() as u64;
                 let letters: Result<Vec<Record>, String> =
-                    batch.rejected.into_iter().map(|r| dead_letter(&cx, None, r, 1)).collect();
+                    batch.rejected.into_iter().map(|r| dead_letter(&cx, None, 0, r, 1)).collect();
                 let letters = match letters {
                     Ok(letters) => letters,
                     Err(e) => return cx.fail(e),
@@ -188,12 +189,21 @@ struct InputPosition {
     next: u64,
 }
 
-/// The committed positions of a consuming stage on every input partition.
-fn input_positions(cx: &StageContext) -> Result<Vec<InputPosition>, String> {
+/// The committed positions of a consuming stage on every input partition. A committed offset
+/// beyond the end of the log means log data was lost (an OS crash with `fsync = "never"`): the
+/// stage refuses to start rather than silently skip what is appended next.
+async fn input_positions(cx: &StageContext) -> Result<Vec<InputPosition>, String> {
     let mut positions = Vec::new();
     for (topic, _) in &cx.inputs {
-        for partition in 0..cx.partitions {
+        for partition in 0..cx.partitions(topic) {
             let next = cx.store.offset(&cx.name, topic, partition).map_err(|e| e.to_string())?.unwrap_or(0);
+            let end = cx.log.offsets(topic, partition).await.map_err(|e| e.to_string())?.end;
+            if next > end {
+                return Err(format!(
+                    "committed offset {next} of {topic}/{partition} is beyond the log's end ({end}): \
+                     log data this stage already consumed is gone"
+                ));
+            }
             positions.push(InputPosition { topic: topic.clone(), partition, next });
         }
     }
@@ -254,7 +264,7 @@ async fn wait_for_batch(
 
 /// Runs an operator: read, process, append outputs and dead letters, commit state and offsets.
 pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Operator>) {
-    let mut positions = match input_positions(&cx) {
+    let mut positions = match input_positions(&cx).await {
         Ok(positions) => positions,
         Err(e) => return cx.fail(e),
     };
@@ -294,8 +304,8 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
                 }
                 outputs.push(record);
             }
-            for rejected in out.rejected.drain(..) {
-                match dead_letter(&cx, Some(input), rejected, 1) {
+            for (n, rejected) in out.rejected.drain(..).enumerate() {
+                match dead_letter(&cx, Some(input), n, rejected, 1) {
                     Ok(letter) => letters.push(letter),
                     Err(e) => return cx.fail(e),
                 }
@@ -307,6 +317,10 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
             return cx.fail(e.to_string());
         }
         if let Err(e) = write_dead_letters(&cx, letters).await {
+            return cx.fail(e.to_string());
+        }
+        // The outputs must be on disk before the offsets that say they were produced.
+        if let Err(e) = cx.log.flush().await {
             return cx.fail(e.to_string());
         }
         let next = batch.last().expect("batches are not empty").offset + 1;
@@ -325,7 +339,7 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
 /// Runs a sink: read, deliver (retrying what may succeed later), dead-letter what the
 /// destination refuses, then commit.
 pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
-    let mut positions = match input_positions(&cx) {
+    let mut positions = match input_positions(&cx).await {
         Ok(positions) => positions,
         Err(e) => return cx.fail(e),
     };
@@ -352,7 +366,7 @@ pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
             match result {
                 Ok(failures) => {
                     let mut retry = Vec::new();
-                    let failed = failures.len() as u64;
+                    let mut failed = std::collections::BTreeSet::new();
                     for failure in failures {
                         let Some(&index) = pending.get(failure.index) else {
                             return cx.fail(format!(
@@ -361,18 +375,29 @@ pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
                                 pending.len()
                             ));
                         };
+                        if !failed.insert(index) {
+                            continue;
+                        }
                         if failure.retryable {
                             retry.push(index);
+                        } else if batch[index].topic == DLQ_TOPIC {
+                            // A dead letter the destination refuses stays where it is, on `dlq`;
+                            // writing it there again would loop.
+                            tracing::error!(
+                                stage = %cx.name, offset = batch[index].offset,
+                                reason = %(cx.redact)(&failure.reason),
+                                "the destination refused a dead letter; it stays on dlq"
+                            );
                         } else {
                             let rejected =
                                 Rejected { reason: failure.reason, original: batch[index].record.value.clone() };
-                            match dead_letter(&cx, Some(&batch[index]), rejected, attempts) {
+                            match dead_letter(&cx, Some(&batch[index]), 0, rejected, attempts) {
                                 Ok(letter) => letters.push(letter),
                                 Err(e) => return cx.fail(e),
                             }
                         }
                     }
-                    delivered += attempt.len() as u64 - failed;
+                    delivered += (attempt.len() - failed.len()) as u64;
                     retry.sort_unstable();
                     retry.dedup();
                     pending = retry;
@@ -392,8 +417,13 @@ pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
             }
         }
         backoff.reset();
-        if let Err(e) = write_dead_letters(&cx, letters).await {
-            return cx.fail(e.to_string());
+        if !letters.is_empty() {
+            if let Err(e) = write_dead_letters(&cx, letters).await {
+                return cx.fail(e.to_string());
+            }
+            if let Err(e) = cx.log.flush().await {
+                return cx.fail(e.to_string());
+            }
         }
         let next = batch.last().expect("batches are not empty").offset + 1;
         let position = &mut positions[at];

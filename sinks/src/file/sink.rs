@@ -26,16 +26,23 @@ impl FileSink {
     fn file(&mut self) -> Result<&mut File, ComponentError> {
         if self.file.is_none() {
             let path = &self.config.path;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| ComponentError::fatal(format!("cannot create {}: {e}", dir.display())))?;
-            }
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ComponentError::fatal(format!("cannot create {}: {e}", dir.display())))?;
+            let existed = path.exists();
             let file = OpenOptions::new()
                 .create(true)
                 .read(true)
                 .append(true)
                 .open(path)
                 .map_err(|e| ComponentError::fatal(format!("cannot open {} for appending: {e}", path.display())))?;
+            if !existed {
+                // Make the new file's name durable too, or a crash could lose a file whose
+                // records were acknowledged.
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| ComponentError::retryable(format!("syncing {}: {e}", dir.display())))?;
+            }
             cut_partial_line(&file)
                 .map_err(|e| ComponentError::retryable(format!("repairing the end of {}: {e}", path.display())))?;
             self.file = Some(file);

@@ -170,8 +170,8 @@ impl EmbeddedLog {
             topics.insert(name, partitions);
         }
         let inner = Arc::new(Inner { root, config, read_only, topics: RwLock::new(topics), _lock: lock });
-        if !read_only && inner.config.fsync == FsyncPolicy::Interval {
-            spawn_flusher(Arc::downgrade(&inner), Duration::from_millis(inner.config.fsync_interval_ms));
+        if !read_only {
+            spawn_maintenance(Arc::downgrade(&inner));
         }
         Ok(EmbeddedLog { inner })
     }
@@ -188,13 +188,7 @@ impl EmbeddedLog {
 
     /// Applies retention to every partition now; returns how many segments were deleted.
     pub fn apply_retention(&self) -> Result<usize, LogError> {
-        let mut deleted = 0;
-        for partitions in self.inner.topics.read().expect("topics lock poisoned").values() {
-            for partition in partitions {
-                deleted += partition.lock().expect("partition lock poisoned").apply_retention(&self.inner.config)?;
-            }
-        }
-        Ok(deleted)
+        apply_retention(&self.inner)
     }
 
     /// How many segments a partition has (for tests and `weir log topics`).
@@ -318,16 +312,50 @@ fn flush_dirty(inner: &Inner) -> Result<(), LogError> {
     Ok(())
 }
 
-fn spawn_flusher(inner: Weak<Inner>, every: Duration) {
-    let spawned = std::thread::Builder::new().name("weir-log-fsync".into()).spawn(move || loop {
-        std::thread::sleep(every);
-        let Some(inner) = inner.upgrade() else { return };
-        if let Err(e) = flush_dirty(&inner) {
-            tracing::error!(error = %e, "periodic fsync failed; will retry");
+fn apply_retention(inner: &Inner) -> Result<usize, LogError> {
+    let partitions: Vec<PartitionRef> =
+        inner.topics.read().expect("topics lock poisoned").values().flatten().cloned().collect();
+    let mut deleted = 0;
+    for partition in partitions {
+        deleted += partition.lock().expect("partition lock poisoned").apply_retention(&inner.config)?;
+    }
+    Ok(deleted)
+}
+
+/// How often retention is applied besides at every segment roll, so quiet topics age out too.
+const RETENTION_CHECK: Duration = Duration::from_secs(60);
+
+/// The background thread of a writable log: syncs every `fsync_interval_ms` under the `interval`
+/// policy, and applies retention every minute. It ends when the log is dropped.
+fn spawn_maintenance(inner: Weak<Inner>) {
+    let spawned = std::thread::Builder::new().name("weir-log-maintenance".into()).spawn(move || {
+        let mut since_retention = Duration::ZERO;
+        loop {
+            let tick = match inner.upgrade() {
+                Some(inner) if inner.config.fsync == FsyncPolicy::Interval => {
+                    Duration::from_millis(inner.config.fsync_interval_ms)
+                }
+                Some(_) => Duration::from_secs(1),
+                None => return,
+            };
+            std::thread::sleep(tick);
+            since_retention += tick;
+            let Some(inner) = inner.upgrade() else { return };
+            if inner.config.fsync == FsyncPolicy::Interval {
+                if let Err(e) = flush_dirty(&inner) {
+                    tracing::error!(error = %e, "periodic fsync failed; will retry");
+                }
+            }
+            if since_retention >= RETENTION_CHECK {
+                since_retention = Duration::ZERO;
+                if let Err(e) = apply_retention(&inner) {
+                    tracing::error!(error = %e, "applying retention failed; will retry");
+                }
+            }
         }
     });
     if let Err(e) = spawned {
-        tracing::error!(error = %e, "could not start the fsync thread; appends will not be synced periodically");
+        tracing::error!(error = %e, "could not start the log's maintenance thread: no periodic fsync or retention");
     }
 }
 
