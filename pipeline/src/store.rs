@@ -139,6 +139,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Calls `each(key, value)` for every committed entry of a state table, in key order.
+    pub fn scan_state(&self, table: &str, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;
+        let t = txn.open_table(STATE).map_err(|e| self.error("opening state", e))?;
+        let start: (&str, &[u8]) = (table, &[]);
+        for entry in t.range(start..).map_err(|e| self.error("reading state", e))? {
+            let (key, value) = entry.map_err(|e| self.error("reading state", e))?;
+            let (entry_table, entry_key) = key.value();
+            if entry_table != table {
+                break;
+            }
+            each(entry_key, value.value());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

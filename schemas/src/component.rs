@@ -96,7 +96,8 @@ pub trait Source: Send {
 }
 
 /// Keyed state an operator reads and changes while it processes input. Changes are buffered by
-/// the runner and committed in the same transaction as the input offsets.
+/// the runner and committed in the same transaction as the input offsets, so after a crash the
+/// state always matches the offsets it was built from.
 pub trait State {
     /// The value under `key` in `table`.
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ComponentError>;
@@ -104,6 +105,9 @@ pub trait State {
     fn put(&mut self, table: &str, key: &[u8], value: Vec<u8>);
     /// Removes `key` from `table`.
     fn delete(&mut self, table: &str, key: &[u8]);
+    /// Calls `each(key, value)` for every entry of `table`, in key order (committed entries with
+    /// this batch's changes applied).
+    fn scan(&self, table: &str, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), ComponentError>;
 }
 
 /// What an operator produced for one input record.
@@ -111,6 +115,8 @@ pub trait State {
 pub struct Output {
     /// Records for the operator's output topic.
     pub records: Vec<Record>,
+    /// Records for side outputs: (side output name, record); the topic is `<operator>.<side>`.
+    pub side: Vec<(String, Record)>,
     /// Input the operator could not process.
     pub rejected: Vec<Rejected>,
 }
@@ -121,6 +127,11 @@ impl Output {
         self.records.push(record);
     }
 
+    /// Emits a record on a side output (one the operator lists in [`Operator::side_outputs`]).
+    pub fn emit_side(&mut self, side: &str, record: Record) {
+        self.side.push((side.to_string(), record));
+    }
+
     /// Sends the input to the dead-letter topic with a reason.
     pub fn reject(&mut self, reason: impl Into<String>, original: &[u8]) {
         self.rejected.push(Rejected { reason: reason.into(), original: original.to_vec() });
@@ -129,18 +140,31 @@ impl Output {
     /// Empties the output for reuse.
     pub fn clear(&mut self) {
         self.records.clear();
+        self.side.clear();
         self.rejected.clear();
     }
 }
 
 /// A stateful stream operator.
 ///
-/// Must be deterministic: the same input and state give the same output, so a replay after a
-/// crash produces the same records.
+/// Must be deterministic: the same input and state give the same output (no wall clock, no
+/// hash-map iteration order, no randomness), so a replay after a crash produces the same records.
 pub trait Operator: Send {
+    /// Rebuilds any in-memory view of the state (caches, indexes) from the committed state. The
+    /// runner calls it before the first record and again whenever it drops an uncommitted batch
+    /// (after a retryable error), so memory never runs ahead of what is committed.
+    fn restore(&mut self, _state: &dyn State) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
     /// Processes one input record. Bad input is rejected through `out`, not returned as an error;
-    /// an error stops the operator (fatal) or retries the record (retryable).
+    /// an error stops the operator (fatal) or retries the batch (retryable).
     fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError>;
+
+    /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
+    fn side_outputs(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Why the destination did not take one record of a batch.

@@ -156,12 +156,21 @@ impl PipelineConfig {
         self.components.iter().find(|c| c.name == name)
     }
 
-    /// The topic a named input reads.
+    /// The topic a named input reads: a component's output, an operator's side output
+    /// (`operator.side`, the topic of that name), or `dlq`.
     pub fn input_topic(&self, input: &str) -> Option<String> {
         if input == DLQ_TOPIC {
             return Some(DLQ_TOPIC.to_string());
         }
-        self.component(input).and_then(ComponentSpec::output_topic)
+        if let Some(component) = self.component(input) {
+            return component.output_topic();
+        }
+        side_output_of(input, &self.components).map(|_| input.to_string())
+    }
+
+    /// The component that writes a named input (for a side output, its operator).
+    pub fn writer_of(&self, input: &str) -> Option<&ComponentSpec> {
+        self.component(input).or_else(|| side_output_of(input, &self.components))
     }
 
     /// Replaces every interpolated value in `text` with `***`.
@@ -203,6 +212,15 @@ impl PipelineConfig {
             }
         }
     }
+}
+
+/// The operator whose side output `input` (`operator.side`) names, if it does.
+fn side_output_of<'a>(input: &str, components: &'a [ComponentSpec]) -> Option<&'a ComponentSpec> {
+    let (operator, side) = input.rsplit_once('.')?;
+    if side.is_empty() {
+        return None;
+    }
+    components.iter().find(|c| c.name == operator && c.role == Role::Operator)
 }
 
 /// Replaces every secret in `text` with `***`, longest first, so that a secret containing
@@ -400,6 +418,7 @@ impl Parser<'_> {
                             .to_string(),
                     ),
                     _ if input == DLQ_TOPIC => None,
+                    None if side_output_of(input, components).is_some() => None,
                     None => Some(format!("`{input}` is not a component of this pipeline")),
                     Some(target) if target.role == Role::Sink => {
                         Some(format!("`{input}` is a sink; sinks have no output"))

@@ -42,6 +42,9 @@ pub enum RunError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The pipeline does not fit together (found once its components are built).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A built component, ready to run.
@@ -175,8 +178,26 @@ pub async fn run(
 ) -> Result<Vec<StageSummary>, RunError> {
     // Topics that already exist keep their partition count; `[log] partitions` applies to new ones.
     let mut topic_partitions = BTreeMap::new();
-    let topics =
-        std::iter::once(DLQ_TOPIC.to_string()).chain(config.components.iter().filter_map(|c| c.output_topic()));
+    let mut side_topics = Vec::new();
+    for (name, component) in &components {
+        if let Component::Operator(operator) = component {
+            side_topics.extend(operator.side_outputs().into_iter().map(|side| format!("{name}.{side}")));
+        }
+    }
+    for spec in &config.components {
+        for input in &spec.inputs {
+            if config.component(input).is_none() && input != DLQ_TOPIC && !side_topics.contains(input) {
+                return Err(RunError::Config(format!(
+                    "{}: {}: `{input}` is not a side output of its operator",
+                    config.path.display(),
+                    spec.key("inputs")
+                )));
+            }
+        }
+    }
+    let topics = std::iter::once(DLQ_TOPIC.to_string())
+        .chain(config.components.iter().filter_map(|c| c.output_topic()))
+        .chain(side_topics);
     for topic in topics {
         let info = log.ensure_topic(&topic, config.log.partitions).await?;
         if info.partitions != config.log.partitions {
@@ -210,8 +231,11 @@ pub async fn run(
             .iter()
             .map(|input| {
                 let topic = config.input_topic(input).expect("inputs were checked when the config was parsed");
-                let writers =
-                    if input == DLQ_TOPIC { dlq_writers.clone() } else { vec![progress[input.as_str()].clone()] };
+                let writers = match config.writer_of(input) {
+                    _ if input == DLQ_TOPIC => dlq_writers.clone(),
+                    Some(writer) => vec![progress[writer.name.as_str()].clone()],
+                    None => unreachable!("inputs were checked above"),
+                };
                 (topic, writers)
             })
             .collect();

@@ -270,6 +270,9 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
     };
     let topic = cx.output_topic.clone().expect("an operator has an output topic");
     let store = cx.store.clone();
+    if let Err(e) = operator.restore(&StateOverlay::new(&store, &cx.name)) {
+        return cx.fail(format!("restoring state: {}", e.message));
+    }
     let mut round_robin = 0;
     let mut backoff = new_backoff();
     let mut out = Output::default();
@@ -281,15 +284,20 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
         };
         let mut state = StateOverlay::new(&store, &cx.name);
         let mut outputs = Vec::new();
+        let mut side_outputs: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         let mut letters = Vec::new();
         for input in &batch {
             out.clear();
             match operator.process(input, &mut state, &mut out) {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::Retryable => {
-                    // Nothing of this batch is committed: drop it and read it again.
+                    // Nothing of this batch is committed: drop it, bring the operator's memory
+                    // back to the committed state, and read the batch again.
                     if !retry_wait(&mut cx, &mut backoff, &e).await {
                         return;
+                    }
+                    if let Err(e) = operator.restore(&StateOverlay::new(&store, &cx.name)) {
+                        return cx.fail(format!("restoring state: {}", e.message));
                     }
                     continue 'batches;
                 }
@@ -304,6 +312,12 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
                 }
                 outputs.push(record);
             }
+            for (i, (side, mut record)) in out.side.drain(..).enumerate() {
+                if record.header(ID_HEADER).is_none() {
+                    record.headers.push((ID_HEADER.into(), format!("{input_id}/{side}/{i}").into_bytes()));
+                }
+                side_outputs.entry(format!("{topic}.{side}")).or_default().push(record);
+            }
             for (n, rejected) in out.rejected.drain(..).enumerate() {
                 match dead_letter(&cx, Some(input), n, rejected, 1) {
                     Ok(letter) => letters.push(letter),
@@ -315,6 +329,15 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
         let produced = outputs.len() as u64;
         if let Err(e) = append_partitioned(&cx, &topic, outputs).await {
             return cx.fail(e.to_string());
+        }
+        for (side_topic, records) in side_outputs {
+            if !cx.topic_partitions.contains_key(&side_topic) {
+                return cx
+                    .fail(format!("emitted to side output `{side_topic}`, which it does not list in side_outputs()"));
+            }
+            if let Err(e) = append_partitioned(&cx, &side_topic, records).await {
+                return cx.fail(e.to_string());
+            }
         }
         if let Err(e) = write_dead_letters(&cx, letters).await {
             return cx.fail(e.to_string());

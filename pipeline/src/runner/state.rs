@@ -42,4 +42,27 @@ impl State for StateOverlay<'_> {
     fn delete(&mut self, table: &str, key: &[u8]) {
         self.changes.insert((self.table(table), key.to_vec()), None);
     }
+
+    fn scan(&self, table: &str, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), ComponentError> {
+        let table = self.table(table);
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        self.store
+            .scan_state(&table, &mut |k, v| {
+                merged.insert(k.to_vec(), v.to_vec());
+            })
+            .map_err(|e| ComponentError::retryable(e.to_string()))?;
+        for ((t, key), change) in self.changes.range((table.clone(), Vec::new())..) {
+            if *t != table {
+                break;
+            }
+            match change {
+                Some(value) => merged.insert(key.clone(), value.clone()),
+                None => merged.remove(key),
+            };
+        }
+        for (key, value) in &merged {
+            each(key, value);
+        }
+        Ok(())
+    }
 }
