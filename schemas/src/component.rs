@@ -110,6 +110,37 @@ pub trait State {
     fn scan(&self, table: &str, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), ComponentError>;
 }
 
+/// State held in memory: for tests, benchmarks and tools that run an operator without a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryState {
+    /// (table, key) → value.
+    pub tables: std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>>,
+}
+
+impl State for MemoryState {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ComponentError> {
+        Ok(self.tables.get(&(table.to_string(), key.to_vec())).cloned())
+    }
+
+    fn put(&mut self, table: &str, key: &[u8], value: Vec<u8>) {
+        self.tables.insert((table.to_string(), key.to_vec()), value);
+    }
+
+    fn delete(&mut self, table: &str, key: &[u8]) {
+        self.tables.remove(&(table.to_string(), key.to_vec()));
+    }
+
+    fn scan(&self, table: &str, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), ComponentError> {
+        for ((t, key), value) in self.tables.range((table.to_string(), Vec::new())..) {
+            if t != table {
+                break;
+            }
+            each(key, value);
+        }
+        Ok(())
+    }
+}
+
 /// What an operator produced for one input record.
 #[derive(Debug, Default)]
 pub struct Output {

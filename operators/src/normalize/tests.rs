@@ -6,31 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use weir_schemas::component::{ComponentError, Operator, Output, State};
+use weir_schemas::component::{MemoryState, Operator, Output};
 use weir_schemas::events::{IdentityActivity, RawEnvelope, User};
 use weir_schemas::record::{Record, StoredRecord};
 
 use super::{brief, Normalize, NormalizeConfig, NormalizeConfigError};
-
-/// Keyed state in memory; the normalizer does not use state yet, but the trait needs one.
-#[derive(Default)]
-struct MemoryState {
-    tables: BTreeMap<(String, Vec<u8>), Vec<u8>>,
-}
-
-impl State for MemoryState {
-    fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ComponentError> {
-        Ok(self.tables.get(&(table.to_string(), key.to_vec())).cloned())
-    }
-
-    fn put(&mut self, table: &str, key: &[u8], value: Vec<u8>) {
-        self.tables.insert((table.to_string(), key.to_vec()), value);
-    }
-
-    fn delete(&mut self, table: &str, key: &[u8]) {
-        self.tables.remove(&(table.to_string(), key.to_vec()));
-    }
-}
 
 /// An input record at `raw.okta/0/<offset>` holding `payload` in an envelope from `vendor`.
 fn input(vendor: &str, payload: &[u8], offset: u64) -> StoredRecord {
