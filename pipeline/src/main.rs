@@ -18,6 +18,7 @@ fn main() {
         Command::Validate(args) => cli::run::validate(args),
         Command::Log(command) => cli::log::run(command, &cli.data_dir),
         Command::Schemas(command) => cli::schemas::run(command),
+        Command::State(command) => cli::state::run(command, &cli.data_dir),
         Command::Bench(command) => cli::bench::run(command, &cli.data_dir),
     };
     if let Err(error) = result {

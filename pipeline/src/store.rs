@@ -39,6 +39,15 @@ pub struct Checkpoint {
     pub state: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
     /// A source's new cursor.
     pub cursor: Option<String>,
+    /// (output topic, partition) → the log's end after this stage's appends: what it has
+    /// produced and committed. After a crash, records past it were produced by a batch that was
+    /// not committed, and the replay of that batch must not append them again.
+    pub produced: BTreeMap<(String, u32), u64>,
+}
+
+/// The store key under which a stage's produced marks are kept (beside its input offsets).
+pub fn produced_key(consumer: &str) -> String {
+    format!("{consumer}#produced")
 }
 
 /// The store.
@@ -82,6 +91,12 @@ impl Store {
                 offsets
                     .insert((checkpoint.consumer.as_str(), topic.as_str(), *partition), offset)
                     .map_err(|e| self.error("writing an offset", e))?;
+            }
+            let produced = produced_key(&checkpoint.consumer);
+            for ((topic, partition), end) in &checkpoint.produced {
+                offsets
+                    .insert((produced.as_str(), topic.as_str(), *partition), end)
+                    .map_err(|e| self.error("writing a produced mark", e))?;
             }
             let mut state = txn.open_table(STATE).map_err(|e| self.error("opening state", e))?;
             for ((table, key), value) in &checkpoint.state {

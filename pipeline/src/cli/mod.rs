@@ -5,6 +5,7 @@ pub mod bench;
 pub mod log;
 pub mod run;
 pub mod schemas;
+pub mod state;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,9 @@ pub enum Command {
     /// Inspect and use the log.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Look at operators' keyed state.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Check the Avro schemas.
     #[command(subcommand)]
     Schemas(schemas::SchemasCommand),

@@ -11,6 +11,7 @@ use weir_schemas::component::{ComponentError, ErrorKind, Operator, Output, Rejec
 use weir_schemas::events::{DeadLetter, Stage};
 use weir_schemas::{Record, StoredRecord};
 
+use super::replay::ReplayGuard;
 use super::state::StateOverlay;
 use super::{StageContext, READ_BATCH};
 use crate::config::{Role, DLQ_TOPIC};
@@ -52,15 +53,38 @@ async fn retry_wait(cx: &mut StageContext, backoff: &mut ExponentialBackoff, err
 
 /// Appends records to a topic, each to the partition of its key, in order within a partition.
 async fn append_partitioned(cx: &StageContext, topic: &str, records: Vec<Record>) -> Result<(), LogError> {
-    if records.is_empty() {
-        return Ok(());
-    }
     let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
     for record in records {
         by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions(topic))).or_default().push(record);
     }
     for (partition, records) in by_partition {
         cx.log.append(topic, partition, &records).await?;
+    }
+    Ok(())
+}
+
+/// Appends a stage's own outputs: like [`append_partitioned`], but records already on the log
+/// from an uncommitted batch before a crash are not appended again (see [`ReplayGuard`]), and
+/// the log's end after the appends is noted in `produced` for the commit.
+async fn append_outputs(
+    cx: &StageContext,
+    topic: &str,
+    records: Vec<Record>,
+    guard: &mut ReplayGuard,
+    produced: &mut BTreeMap<(String, u32), u64>,
+) -> Result<(), LogError> {
+    let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+    for record in records {
+        by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions(topic))).or_default().push(record);
+    }
+    for (partition, records) in by_partition {
+        let records = guard.filter(cx, topic, partition, records);
+        let end = if records.is_empty() {
+            cx.log.offsets(topic, partition).await?.end
+        } else {
+            cx.log.append(topic, partition, &records).await?.last_offset + 1
+        };
+        produced.insert((topic.to_string(), partition), end);
     }
     Ok(())
 }
@@ -129,6 +153,10 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
     }
     backoff.reset();
     let topic = cx.output_topic.clone().expect("a source has an output topic");
+    let mut guard = match ReplayGuard::load(&cx, std::slice::from_ref(&topic)).await {
+        Ok(guard) => guard,
+        Err(e) => return cx.fail(e),
+    };
     loop {
         if cx.stopping() {
             return;
@@ -149,14 +177,23 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
                     Ok(letters) => letters,
                     Err(e) => return cx.fail(e),
                 };
-                if let Err(e) = append_partitioned(&cx, &topic, batch.records).await {
+                let mut produced = BTreeMap::new();
+                if let Err(e) = append_outputs(&cx, &topic, batch.records, &mut guard, &mut produced).await {
                     return cx.fail(e.to_string());
                 }
                 if let Err(e) = write_dead_letters(&cx, letters).await {
                     return cx.fail(e.to_string());
                 }
-                let checkpoint =
-                    Checkpoint { consumer: cx.name.clone(), cursor: batch.cursor.clone(), ..Default::default() };
+                // The batch must be on disk before the cursor that says it was received.
+                if let Err(e) = cx.log.flush().await {
+                    return cx.fail(e.to_string());
+                }
+                let checkpoint = Checkpoint {
+                    consumer: cx.name.clone(),
+                    cursor: batch.cursor.clone(),
+                    produced,
+                    ..Default::default()
+                };
                 if let Err(e) = cx.store.commit(&checkpoint) {
                     return cx.fail(e.to_string());
                 }
@@ -273,6 +310,13 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
     if let Err(e) = operator.restore(&StateOverlay::new(&store, &cx.name)) {
         return cx.fail(format!("restoring state: {}", e.message));
     }
+    let output_topics: Vec<String> = std::iter::once(topic.clone())
+        .chain(operator.side_outputs().into_iter().map(|side| format!("{topic}.{side}")))
+        .collect();
+    let mut guard = match ReplayGuard::load(&cx, &output_topics).await {
+        Ok(guard) => guard,
+        Err(e) => return cx.fail(e),
+    };
     let mut round_robin = 0;
     let mut backoff = new_backoff();
     let mut out = Output::default();
@@ -326,8 +370,9 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
             }
         }
         backoff.reset();
-        let produced = outputs.len() as u64;
-        if let Err(e) = append_partitioned(&cx, &topic, outputs).await {
+        let emitted = outputs.len() as u64;
+        let mut produced = BTreeMap::new();
+        if let Err(e) = append_outputs(&cx, &topic, outputs, &mut guard, &mut produced).await {
             return cx.fail(e.to_string());
         }
         for (side_topic, records) in side_outputs {
@@ -335,7 +380,7 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
                 return cx
                     .fail(format!("emitted to side output `{side_topic}`, which it does not list in side_outputs()"));
             }
-            if let Err(e) = append_partitioned(&cx, &side_topic, records).await {
+            if let Err(e) = append_outputs(&cx, &side_topic, records, &mut guard, &mut produced).await {
                 return cx.fail(e.to_string());
             }
         }
@@ -348,14 +393,15 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
         }
         let next = batch.last().expect("batches are not empty").offset + 1;
         let position = &mut positions[at];
-        let mut checkpoint = Checkpoint { consumer: cx.name.clone(), state: state.changes, ..Default::default() };
+        let mut checkpoint =
+            Checkpoint { consumer: cx.name.clone(), state: state.changes, produced, ..Default::default() };
         checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
         if let Err(e) = cx.store.commit(&checkpoint) {
             return cx.fail(e.to_string());
         }
         position.next = next;
         cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        cx.progress.records_out.fetch_add(produced, Ordering::Relaxed);
+        cx.progress.records_out.fetch_add(emitted, Ordering::Relaxed);
     }
 }
 

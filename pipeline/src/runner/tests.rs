@@ -18,7 +18,10 @@ struct Numbers(u64);
 
 #[async_trait]
 impl Source for Numbers {
-    async fn open(&mut self, _cursor: Option<String>) -> Result<(), ComponentError> {
+    async fn open(&mut self, cursor: Option<String>) -> Result<(), ComponentError> {
+        if cursor.is_some() {
+            self.0 = 0; // everything was handed over already
+        }
         Ok(())
     }
     async fn poll(&mut self) -> Result<SourcePoll, ComponentError> {
@@ -135,4 +138,28 @@ async fn a_panicking_stage_fails_alone_and_until_idle_still_ends() {
     let numbers = summaries.iter().find(|s| s.name == "numbers").unwrap();
     assert_eq!(numbers.failure, None);
     assert!(sink.delivered.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn outputs_of_an_uncommitted_batch_are_not_appended_twice_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    run_pipeline(dir.path(), PassThrough { panic_on: None }, Picky::default()).await;
+    // Pretend the operator crashed after appending the outputs of inputs 4..8 but before
+    // committing them: roll its committed input offset and produced mark back to 4.
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut checkpoint = crate::store::Checkpoint { consumer: "pass".into(), ..Default::default() };
+        checkpoint.offsets.insert(("raw.numbers".into(), 0), 4);
+        checkpoint.produced.insert(("pass".into(), 0), 4);
+        store.commit(&checkpoint).unwrap();
+    }
+    let summaries = run_pipeline(dir.path(), PassThrough { panic_on: None }, Picky::default()).await;
+    let pass = summaries.iter().find(|s| s.name == "pass").unwrap();
+    assert_eq!((pass.records_in, pass.lag), (4, 0), "the uncommitted inputs were processed again");
+
+    let log = EmbeddedLog::open_read_only(dir.path()).unwrap();
+    let outputs = log.read_blocking("pass", 0, 0, 100).unwrap().records;
+    let values: Vec<&[u8]> = outputs.iter().map(|r| r.record.value.as_slice()).collect();
+    let expected: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+    assert_eq!(values, expected.iter().map(|s| s.as_bytes()).collect::<Vec<_>>(), "each output once, in order");
 }

@@ -1,0 +1,111 @@
+//! Exactly-once appends across crashes.
+//!
+//! A stage appends its outputs, then commits (offsets, state, cursor, and the log's end after
+//! its appends: the *produced mark*). A crash between the two leaves outputs on the log that no
+//! commit accounts for; after the restart the stage processes the same input again and, being
+//! deterministic, produces the same records with the same `weir-id`s. The [`ReplayGuard`] holds
+//! the ids found past each produced mark and drops those records instead of appending them
+//! twice, so the output topics hold every record exactly once.
+//!
+//! Records without a `weir-id`, or a replay that differs from what was appended before the
+//! crash (a non-deterministic component), are appended as they come, with a warning: nothing is
+//! ever dropped that was not already on the log.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use weir_schemas::Record;
+
+use super::stages::ID_HEADER;
+use super::StageContext;
+use crate::log::LogError;
+use crate::store::produced_key;
+
+/// Above this many uncommitted records in one partition, the guard gives up matching (the store
+/// was probably reset while the log was kept) and appends as usual.
+const MAX_PENDING: u64 = 1_000_000;
+
+/// The ids of records already on the log past a stage's produced marks, per output partition.
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    pending: BTreeMap<(String, u32), VecDeque<Vec<u8>>>,
+}
+
+impl ReplayGuard {
+    /// Reads what lies past the produced marks of the stage's output topics.
+    pub async fn load(cx: &StageContext, topics: &[String]) -> Result<ReplayGuard, String> {
+        let mut guard = ReplayGuard::default();
+        let has_committed_input = cx.inputs.iter().any(|(topic, _)| {
+            (0..cx.partitions(topic)).any(|p| matches!(cx.store.offset(&cx.name, topic, p), Ok(Some(_))))
+        });
+        let has_cursor = matches!(cx.store.cursor(&cx.name), Ok(Some(_)));
+        for topic in topics {
+            for partition in 0..cx.partitions(topic) {
+                let end = cx.log.offsets(topic, partition).await.map_err(|e| e.to_string())?.end;
+                let mark = cx.store.offset(&produced_key(&cx.name), topic, partition).map_err(|e| e.to_string())?;
+                // No mark: either nothing was ever committed (everything on the topic is an
+                // uncommitted replay), or the stage committed before marks existed.
+                let mark = mark.unwrap_or(if has_committed_input || has_cursor { end } else { 0 });
+                if mark >= end {
+                    continue;
+                }
+                if end - mark > MAX_PENDING {
+                    tracing::warn!(stage = %cx.name, topic = %topic, partition, "too many uncommitted outputs to match; appending replays as they come");
+                    continue;
+                }
+                let ids = read_ids(cx, topic, partition, mark, end).await.map_err(|e| e.to_string())?;
+                tracing::info!(stage = %cx.name, topic = %topic, partition, records = ids.len(), "outputs of an uncommitted batch are on the log; their replay will not be appended again");
+                guard.pending.insert((topic.clone(), partition), ids);
+            }
+        }
+        Ok(guard)
+    }
+
+    /// Drops the records that are already on the log (in order, by `weir-id`).
+    pub fn filter(&mut self, cx: &StageContext, topic: &str, partition: u32, records: Vec<Record>) -> Vec<Record> {
+        let Some(pending) = self.pending.get_mut(&(topic.to_string(), partition)) else { return records };
+        let mut kept = Vec::with_capacity(records.len());
+        for record in records {
+            match (pending.front(), record.header(ID_HEADER)) {
+                (Some(expected), Some(id)) if expected.as_slice() == id => {
+                    pending.pop_front();
+                }
+                (Some(_), _) => {
+                    tracing::warn!(
+                        stage = %cx.name, topic = %topic, partition,
+                        "the replay after a crash differs from the outputs appended before it; appending it as is"
+                    );
+                    pending.clear();
+                    kept.push(record);
+                }
+                (None, _) => kept.push(record),
+            }
+        }
+        if pending.is_empty() {
+            self.pending.remove(&(topic.to_string(), partition));
+        }
+        kept
+    }
+}
+
+async fn read_ids(
+    cx: &StageContext,
+    topic: &str,
+    partition: u32,
+    from: u64,
+    end: u64,
+) -> Result<VecDeque<Vec<u8>>, LogError> {
+    let mut ids = VecDeque::new();
+    let mut next = from;
+    while next < end {
+        let batch = cx.log.read(topic, partition, next, 10_000).await?;
+        if batch.records.is_empty() {
+            break;
+        }
+        for record in &batch.records {
+            // A record without an id can never match; an empty id keeps the order check honest.
+            ids.push_back(record.record.header(ID_HEADER).map(<[u8]>::to_vec).unwrap_or_default());
+        }
+        next = batch.next_offset;
+    }
+    Ok(ids)
+}
