@@ -7,5 +7,10 @@
 //! byte-identical output, so a replay after a crash yields the same records.
 //!
 //! - [`normalize`]: raw vendor records (`RawEnvelope`s) → typed, OCSF-aligned events.
+//! - [`aggregate`]: event-time windows with watermarks: counts, sums, distinct counts, top-k,
+//!   threshold alerts and the daily digest.
+//! - [`dedupe`]: drops repeats of a key within a window of event time.
 
+pub mod aggregate;
+pub mod dedupe;
 pub mod normalize;

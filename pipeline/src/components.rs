@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use weir_connectors::file::{FileSource, FileSourceConfig};
+use weir_operators::aggregate::Aggregate;
+use weir_operators::dedupe::Dedupe;
 use weir_operators::normalize::Normalize;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
@@ -18,7 +20,7 @@ use crate::runner::Component;
 /// Source types.
 pub const SOURCE_TYPES: &[&str] = &["file"];
 /// Operator types.
-pub const OPERATOR_TYPES: &[&str] = &["normalize"];
+pub const OPERATOR_TYPES: &[&str] = &["normalize", "aggregate", "dedupe"];
 /// Sink types.
 pub const SINK_TYPES: &[&str] = &["console", "file"];
 
@@ -56,6 +58,14 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
             let normalize =
                 Normalize::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
             Component::Operator(Box::new(normalize))
+        }
+                (Role::Operator, "aggregate") => {
+            let aggregate = Aggregate::new(&name, &options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
+            Component::Operator(Box::new(aggregate))
+        }
+        (Role::Operator, "dedupe") => {
+            let dedupe = Dedupe::new(&options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
+            Component::Operator(Box::new(dedupe))
         }
         (Role::Sink, "console") => {
             Component::Sink(Box::new(ConsoleSink::new(options::<ConsoleSinkConfig>(spec, config)?)))
