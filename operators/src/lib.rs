@@ -10,7 +10,10 @@
 //! - [`aggregate`]: event-time windows with watermarks: counts, sums, distinct counts, top-k,
 //!   threshold alerts and the daily digest.
 //! - [`dedupe`]: drops repeats of a key within a window of event time.
+//! - [`enrich`]: joins events with identity, device and asset context from state tables built
+//!   from the streams.
 
 pub mod aggregate;
 pub mod dedupe;
+pub mod enrich;
 pub mod normalize;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use weir_connectors::file::{FileSource, FileSourceConfig};
 use weir_operators::aggregate::Aggregate;
 use weir_operators::dedupe::Dedupe;
+use weir_operators::enrich::Enrich;
 use weir_operators::normalize::Normalize;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
@@ -20,7 +21,7 @@ use crate::runner::Component;
 /// Source types.
 pub const SOURCE_TYPES: &[&str] = &["file"];
 /// Operator types.
-pub const OPERATOR_TYPES: &[&str] = &["normalize", "aggregate", "dedupe"];
+pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "aggregate", "dedupe"];
 /// Sink types.
 pub const SINK_TYPES: &[&str] = &["console", "file"];
 
@@ -59,7 +60,11 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
                 Normalize::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
             Component::Operator(Box::new(normalize))
         }
-                (Role::Operator, "aggregate") => {
+                        (Role::Operator, "enrich") => {
+            let enrich = Enrich::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
+            Component::Operator(Box::new(enrich))
+        }
+        (Role::Operator, "aggregate") => {
             let aggregate = Aggregate::new(&name, &options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
             Component::Operator(Box::new(aggregate))
         }

@@ -7,7 +7,8 @@
 //! (so enrichment state can be partitioned by user).
 //!
 //! Vendors: `okta` (System Log events, polled or pushed by an event hook; mapping in `okta.rs`) →
-//! [`IdentityActivity`].
+//! [`IdentityActivity`]; Okta user objects (`/api/v1/users`) → [`Identity`] snapshots, keyed by
+//! user id and timestamped with the user's `lastUpdated`.
 //!
 //! Guarantees:
 //! - bad input never panics and never stops the operator: it is rejected to the dead-letter topic
@@ -25,7 +26,7 @@ mod tests;
 
 use serde::Deserialize;
 use weir_schemas::component::{ComponentError, Operator, Output, State};
-use weir_schemas::events::{IdentityActivity, RawEnvelope};
+use weir_schemas::events::{Identity, IdentityActivity, RawEnvelope};
 use weir_schemas::record::{Record, StoredRecord};
 
 /// The `[operators.NAME]` options of a `type = "normalize"` operator.
@@ -87,6 +88,8 @@ struct Origin<'a> {
 struct Mapped {
     /// Typed events, in the order the payload holds them.
     events: Vec<IdentityActivity>,
+    /// Directory snapshots, in the order the payload holds them.
+    identities: Vec<Identity>,
     /// Why some or all of the payload was not mapped.
     rejected: Option<String>,
 }
@@ -94,12 +97,17 @@ struct Mapped {
 impl Mapped {
     /// The payload mapped to one event.
     fn one(event: IdentityActivity) -> Mapped {
-        Mapped { events: vec![event], rejected: None }
+        Mapped { events: vec![event], ..Mapped::default() }
+    }
+
+    /// The payload mapped to one directory snapshot.
+    fn identity(identity: Identity) -> Mapped {
+        Mapped { identities: vec![identity], ..Mapped::default() }
     }
 
     /// Nothing in the payload could be mapped.
     fn rejected(reason: String) -> Mapped {
-        Mapped { events: Vec::new(), rejected: Some(reason) }
+        Mapped { rejected: Some(reason), ..Mapped::default() }
     }
 }
 
@@ -166,6 +174,15 @@ impl Operator for Normalize {
                         vendor.name(),
                         brief(&event.metadata.uid)
                     ),
+                    original,
+                ),
+            }
+        }
+        for identity in mapped.identities {
+            match weir_schemas::encode(&identity) {
+                Ok(value) => out.emit(Record::new(identity.updated, value).with_key(identity.uid.as_bytes())),
+                Err(e) => out.reject(
+                    format!("{} user {}: cannot encode its Identity: {e}", vendor.name(), brief(&identity.uid)),
                     original,
                 ),
             }

@@ -1,4 +1,14 @@
-//! Okta System Log events → [`IdentityActivity`].
+//! Okta System Log events → [`IdentityActivity`]; Okta user objects → [`Identity`] snapshots.
+//!
+//! A payload that is an Okta *User object* (as listed by `GET /api/v1/users`: no `eventType`, an
+//! `id` and a `profile` object) becomes one [`Identity`] keyed by the user id: `status`,
+//! `profile.login` and an RFC 3339 `lastUpdated` are required (else the user is rejected);
+//! `profile.email`, `.department`, `.title`, `.manager`, `.managerId` map to the fields of the same
+//! name, `profile.secondEmail` becomes an alias, the display name is `profile.displayName` else
+//! `firstName lastName`. Group membership is not part of Okta's user object: by Weir's convention
+//! the connector that lists users adds a `_groups` array of group names (from
+//! `/api/v1/users/{id}/groups`); non-string entries are skipped, and a user without `_groups`
+//! has no groups in the snapshot.
 //!
 //! A payload is either one LogEvent (as polled from `GET /api/v1/logs`) or an event-hook delivery
 //! (`{"eventType":"com.okta.event_hook","data":{"events":[LogEvent, ...]}}`), which yields one
@@ -50,7 +60,7 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use weir_schemas::events::ocsf;
-use weir_schemas::events::{App, Endpoint, IdentityActivity, Location, Metadata, User};
+use weir_schemas::events::{App, Endpoint, Identity, IdentityActivity, Location, Metadata, User};
 
 use super::{brief, Mapped, Origin};
 
@@ -97,6 +107,12 @@ pub(super) fn normalize(payload: &[u8], origin: &Origin<'_>) -> Mapped {
     }
     if str_at(&value, "/eventType") == Some(EVENT_HOOK_TYPE) {
         return hook_delivery(text, &value, origin);
+    }
+    if is_user_object(&value) {
+        return match map_user(&value, origin) {
+            Ok(identity) => Mapped::identity(identity),
+            Err(reason) => Mapped::rejected(reason),
+        };
     }
     match map_event(&value, text, origin) {
         Ok(event) => Mapped::one(event),
@@ -217,6 +233,56 @@ fn map_event(event: &Value, raw: &str, origin: &Origin<'_>) -> Result<IdentityAc
         outcome_reason: owned(str_at(event, "/outcome/reason")),
         unmapped: unmapped(event),
         raw_data: (class_uid == ocsf::BASE_EVENT).then(|| raw.to_string()),
+    })
+}
+
+/// Whether a payload is an Okta User object rather than a LogEvent: no `eventType`, an `id` and a
+/// `profile` object.
+fn is_user_object(value: &Value) -> bool {
+    value.get("eventType").is_none() && value.get("id").is_some() && value.get("profile").is_some_and(Value::is_object)
+}
+
+/// Maps an Okta User object to a directory snapshot.
+fn map_user(user: &Value, origin: &Origin<'_>) -> Result<Identity, String> {
+    let uid = str_at(user, "/id").ok_or("okta user: field `id` is not a string")?;
+    let what = format!("okta user {}", brief(uid));
+    let status = str_at(user, "/status").ok_or_else(|| format!("{what}: field `status` is missing or not a string"))?;
+    let login = str_at(user, "/profile/login")
+        .ok_or_else(|| format!("{what}: field `profile.login` is missing or not a string"))?;
+    let last_updated = str_at(user, "/lastUpdated")
+        .ok_or_else(|| format!("{what}: field `lastUpdated` is missing or not a string"))?;
+    let updated = epoch_millis(last_updated).map_err(|why| {
+        format!("{what}: field `lastUpdated` is not a valid RFC 3339 time: \"{}\" ({why})", brief(last_updated))
+    })?;
+    let profile = |field: &str| owned(str_at(user, &format!("/profile/{field}")));
+    let email = profile("email");
+    let aliases = profile("secondEmail")
+        .filter(|second| {
+            !second.eq_ignore_ascii_case(login) && email.as_ref().is_none_or(|e| !e.eq_ignore_ascii_case(second))
+        })
+        .into_iter()
+        .collect();
+    let full_name = match (str_at(user, "/profile/firstName"), str_at(user, "/profile/lastName")) {
+        (Some(first), Some(last)) => Some(format!("{first} {last}")),
+        (first, last) => owned(first.or(last)),
+    };
+    let groups = user.get("_groups").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    Ok(Identity {
+        uid: uid.to_string(),
+        login: login.to_string(),
+        email,
+        aliases,
+        display_name: profile("displayName").or(full_name),
+        status: status.to_string(),
+        department: profile("department"),
+        title: profile("title"),
+        manager: profile("manager"),
+        manager_uid: profile("managerId"),
+        groups: groups.iter().filter_map(non_empty_str).map(str::to_string).collect(),
+        updated,
+        vendor_name: "Okta".to_string(),
+        log_name: origin.log_name.to_string(),
+        raw_ref: Some(origin.raw_ref.to_string()),
     })
 }
 

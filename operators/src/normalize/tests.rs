@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 use weir_schemas::component::{MemoryState, Operator, Output};
-use weir_schemas::events::{IdentityActivity, RawEnvelope, User};
+use weir_schemas::events::{Identity, IdentityActivity, RawEnvelope, User};
 use weir_schemas::record::{Record, StoredRecord};
 
 use super::{brief, Normalize, NormalizeConfig, NormalizeConfigError};
@@ -370,6 +370,97 @@ fn null_heavy_system_principal_events_map() {
     let mapped = normalize_one(&event);
     assert_eq!((mapped.src_endpoint, mapped.user_agent, mapped.session_uid), (None, None, None));
     assert_eq!(mapped.actor.r#type.as_deref(), Some("SystemPrincipal"));
+}
+
+// ---- user objects ----
+
+/// An Okta User object as `GET /api/v1/users` lists it (shape from Okta's Users API reference),
+/// with the `_groups` names Weir's connector adds.
+fn okta_user() -> Value {
+    json!({
+        "id": "00ub0oNGTSWTBKOLGLNR",
+        "status": "ACTIVE",
+        "created": "2013-06-24T16:39:18.000Z",
+        "activated": "2013-06-24T16:39:19.000Z",
+        "statusChanged": "2013-06-24T16:39:19.000Z",
+        "lastLogin": "2013-06-24T17:39:19.000Z",
+        "lastUpdated": "2013-07-02T21:36:25.344Z",
+        "passwordChanged": "2013-07-02T21:36:25.344Z",
+        "type": {"id": "otyfnjfba4ye7pgjB0g4"},
+        "profile": {
+            "firstName": "Isaac",
+            "lastName": "Brock",
+            "email": "isaac.brock@example.com",
+            "secondEmail": "ibrock@example.org",
+            "login": "isaac.brock@example.com",
+            "mobilePhone": "555-415-1337",
+            "department": "Engineering",
+            "title": "Staff Engineer",
+            "manager": "ada@example.com",
+            "managerId": "00u1manager"
+        },
+        "credentials": {"password": {}, "provider": {"type": "OKTA", "name": "OKTA"}},
+        "_groups": ["Everyone", "Engineering", 7],
+        "_links": {"self": {"href": "https://example.okta.com/api/v1/users/00ub0oNGTSWTBKOLGLNR"}}
+    })
+}
+
+#[test]
+fn okta_user_objects_become_identity_snapshots() {
+    let out = run(&input("okta", okta_user().to_string().as_bytes(), 11));
+    assert!(out.rejected.is_empty(), "rejected: {:?}", out.rejected);
+    assert_eq!(out.records.len(), 1);
+    let record = &out.records[0];
+    let identity: Identity = weir_schemas::decode(&record.value).expect("an Identity");
+    assert_eq!(record.key.as_deref(), Some(&b"00ub0oNGTSWTBKOLGLNR"[..]), "keyed by user id");
+    assert_eq!(record.timestamp_ms, 1_372_800_985_344, "timestamped with lastUpdated");
+    assert_eq!(
+        identity,
+        Identity {
+            uid: "00ub0oNGTSWTBKOLGLNR".into(),
+            login: "isaac.brock@example.com".into(),
+            email: Some("isaac.brock@example.com".into()),
+            aliases: vec!["ibrock@example.org".into()],
+            display_name: Some("Isaac Brock".into()),
+            status: "ACTIVE".into(),
+            department: Some("Engineering".into()),
+            title: Some("Staff Engineer".into()),
+            manager: Some("ada@example.com".into()),
+            manager_uid: Some("00u1manager".into()),
+            groups: vec!["Everyone".into(), "Engineering".into()],
+            updated: 1_372_800_985_344,
+            vendor_name: "Okta".into(),
+            log_name: "okta".into(),
+            raw_ref: Some("raw.okta/0/11".into()),
+        }
+    );
+
+    let mut bare = okta_user();
+    bare.as_object_mut().expect("an object").remove("_groups");
+    bare["profile"] = json!({"login": "svc-backup", "displayName": "Backup service"});
+    let out = run(&input("okta", bare.to_string().as_bytes(), 0));
+    let identity: Identity = weir_schemas::decode(&out.records[0].value).expect("an Identity");
+    assert_eq!((identity.email, identity.groups, identity.aliases), (None, vec![], vec![]));
+    assert_eq!(identity.display_name.as_deref(), Some("Backup service"));
+}
+
+#[test]
+fn okta_user_objects_without_required_fields_are_rejected() {
+    let mut no_login = okta_user();
+    no_login["profile"].as_object_mut().expect("an object").remove("login");
+    assert_eq!(
+        rejection(&input("okta", no_login.to_string().as_bytes(), 0)),
+        "okta user 00ub0oNGTSWTBKOLGLNR: field `profile.login` is missing or not a string"
+    );
+    let mut bad_time = okta_user();
+    bad_time["lastUpdated"] = json!("last tuesday");
+    let reason = rejection(&input("okta", bad_time.to_string().as_bytes(), 0));
+    assert!(
+        reason.starts_with(
+            "okta user 00ub0oNGTSWTBKOLGLNR: field `lastUpdated` is not a valid RFC 3339 time: \"last tuesday\""
+        ),
+        "{reason}"
+    );
 }
 
 // ---- event hooks ----

@@ -16,6 +16,32 @@ use crate::log::embedded::{EmbeddedConfig, EmbeddedLog};
 pub enum BenchCommand {
     /// Append and read back records on the embedded log.
     Log(LogBenchArgs),
+        /// Push events through a keyed one-minute count window (in-process, no log).
+    Aggregate(AggregateBenchArgs),
+    /// Look up identities in the enrichment tables (in-process, no log).
+    Enrich(EnrichBenchArgs),
+}
+
+/// `weir bench enrich`.
+#[derive(Debug, Args)]
+pub struct EnrichBenchArgs {
+    /// Identities loaded into the tables.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub identities: usize,
+    /// Lookups to time (by uid, login and email).
+    #[arg(long, default_value_t = 3_000_000)]
+    pub lookups: usize,
+}
+
+/// `weir bench aggregate`.
+#[derive(Debug, Args)]
+pub struct AggregateBenchArgs {
+    /// Events to aggregate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 10_000)]
+    pub keys: usize,
 }
 
 /// `weir bench log`.
@@ -37,7 +63,22 @@ pub struct LogBenchArgs {
 
 /// Runs a benchmark in a fresh directory under the data directory, removed afterwards.
 pub fn run(command: &BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
-    let BenchCommand::Log(args) = command;
+    match command {
+        BenchCommand::Log(args) => bench_log(args, data_dir),
+                BenchCommand::Enrich(args) => {
+            let report = weir_operators::enrich::bench::run(args.identities, args.lookups);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        BenchCommand::Aggregate(args) => {
+            let report = weir_operators::aggregate::bench::run(args.events, args.keys.max(1));
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}
+
+fn bench_log(args: &LogBenchArgs, data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let dir = tempfile::Builder::new()
         .prefix("bench-log-")

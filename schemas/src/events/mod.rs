@@ -10,15 +10,18 @@
 //! - [`common`]: the shared sub-records of typed security events (`Metadata`, `User`, ...);
 //! - [`security`]: typed security events, aligned with OCSF classes (see [`ocsf`]);
 //! - [`pipeline`]: what Weir's own stages write: raw envelopes, enriched events, decisions,
-//!   violations, window aggregates, dead letters.
+//!   violations, window aggregates, dead letters;
+//! - [`directory`]: directory snapshots (`Identity`): state the enrich operator keeps, not events.
 
 #![warn(missing_docs)]
 
 pub mod common;
+pub mod directory;
 pub mod pipeline;
 pub mod security;
 
 pub use common::*;
+pub use directory::*;
 pub use pipeline::*;
 pub use security::*;
 
@@ -45,6 +48,7 @@ avro_records! {
     Violation => "io.weir.Violation",
     WindowAggregate => "io.weir.WindowAggregate",
     DeadLetter => "io.weir.DeadLetter",
+    Identity => "io.weir.Identity",
 }
 
 /// OCSF ids used by Weir's typed events (OCSF 1.3).
