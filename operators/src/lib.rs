@@ -10,6 +10,8 @@
 //! - [`aggregate`]: event-time windows with watermarks: counts, sums, distinct counts, top-k,
 //!   threshold alerts and the daily digest.
 //! - [`dedupe`]: drops repeats of a key within a window of event time.
+//! - [`policy`]: enriched events → policy decisions and violations (CEL rules from policy files,
+//!   Arroyo UDFs), with hot reload.
 //! - [`enrich`]: joins events with identity, device and asset context from state tables built
 //!   from the streams.
 
@@ -17,3 +19,4 @@ pub mod aggregate;
 pub mod dedupe;
 pub mod enrich;
 pub mod normalize;
+pub mod policy;

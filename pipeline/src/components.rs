@@ -12,6 +12,7 @@ use weir_operators::aggregate::Aggregate;
 use weir_operators::dedupe::Dedupe;
 use weir_operators::enrich::Enrich;
 use weir_operators::normalize::Normalize;
+use weir_operators::policy::Policy;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
 
@@ -21,7 +22,7 @@ use crate::runner::Component;
 /// Source types.
 pub const SOURCE_TYPES: &[&str] = &["file"];
 /// Operator types.
-pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "aggregate", "dedupe"];
+pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "policy", "aggregate", "dedupe"];
 /// Sink types.
 pub const SINK_TYPES: &[&str] = &["console", "file"];
 
@@ -60,12 +61,18 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
                 Normalize::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
             Component::Operator(Box::new(normalize))
         }
-                        (Role::Operator, "enrich") => {
+        (Role::Operator, "enrich") => {
             let enrich = Enrich::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
             Component::Operator(Box::new(enrich))
         }
+        (Role::Operator, "policy") => {
+            let policy =
+                Policy::new(options(spec, config)?).map_err(|e| error(spec, config, "policies", e.to_string()))?;
+            Component::Operator(Box::new(policy))
+        }
         (Role::Operator, "aggregate") => {
-            let aggregate = Aggregate::new(&name, &options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
+            let aggregate =
+                Aggregate::new(&name, &options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
             Component::Operator(Box::new(aggregate))
         }
         (Role::Operator, "dedupe") => {

@@ -19,6 +19,7 @@ fn main() {
         Command::Log(command) => cli::log::run(command, &cli.data_dir),
         Command::Schemas(command) => cli::schemas::run(command),
         Command::State(command) => cli::state::run(command, &cli.data_dir),
+        Command::Policy(command) => cli::policy::run(command),
         Command::Bench(command) => cli::bench::run(command, &cli.data_dir),
     };
     if let Err(error) = result {

@@ -1,5 +1,6 @@
 //! End-to-end tests: the `weir` binary run as a user would, on temporary data directories.
 
+mod chain;
 mod common;
 mod crash;
 mod demo;

@@ -16,10 +16,23 @@ use crate::log::embedded::{EmbeddedConfig, EmbeddedLog};
 pub enum BenchCommand {
     /// Append and read back records on the embedded log.
     Log(LogBenchArgs),
-        /// Push events through a keyed one-minute count window (in-process, no log).
+    /// Push events through a keyed one-minute count window (in-process, no log).
     Aggregate(AggregateBenchArgs),
     /// Look up identities in the enrichment tables (in-process, no log).
     Enrich(EnrichBenchArgs),
+    /// Decide enriched events against a generated rule set (in-process, no log).
+    Policy(PolicyBenchArgs),
+}
+
+/// `weir bench policy`.
+#[derive(Debug, Args)]
+pub struct PolicyBenchArgs {
+    /// Events to decide.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Rules in the set.
+    #[arg(long, default_value_t = 50)]
+    pub rules: usize,
 }
 
 /// `weir bench enrich`.
@@ -65,7 +78,12 @@ pub struct LogBenchArgs {
 pub fn run(command: &BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => bench_log(args, data_dir),
-                BenchCommand::Enrich(args) => {
+        BenchCommand::Policy(args) => {
+            let report = weir_operators::policy::bench::run(args.events, args.rules);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        BenchCommand::Enrich(args) => {
             let report = weir_operators::enrich::bench::run(args.identities, args.lookups);
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())

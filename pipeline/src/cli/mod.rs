@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod log;
+pub mod policy;
 pub mod run;
 pub mod schemas;
 pub mod state;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Inspect and use the log.
     #[command(subcommand)]
     Log(log::LogCommand),
+    /// Test policy rules.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Look at operators' keyed state.
     #[command(subcommand)]
     State(state::StateCommand),

@@ -1,0 +1,134 @@
+//! Violations: stable keys, the `open` state table, and the in-memory index rebuilt from it.
+//!
+//! A violation is one rule broken by one subject. Its key is a hash of the rule id and the
+//! subject only, so it is the same across restarts, replays and policy-set versions, and sinks
+//! can update one ticket or page under it. While it is open, the state table [`OPEN_TABLE`] holds
+//! it under its key; the runner commits that table with the input offsets, so a restart resumes
+//! with the same open violations, and a later event can still resolve them.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use weir_schemas::component::{ComponentError, State};
+
+use super::rules::hex;
+
+/// The state table of open violations: violation key → [`OpenViolation`] (JSON).
+pub const OPEN_TABLE: &str = "open";
+
+/// The stable key of the violation of `rule_id` by `subject`: 32 hex digits of
+/// SHA-256(rule id, NUL, subject).
+pub fn violation_key(rule_id: &str, subject: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(rule_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(subject.as_bytes());
+    hex(&hasher.finalize()[..16])
+}
+
+/// An open violation, as the state table holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenViolation {
+    /// The rule broken.
+    pub rule_id: String,
+    /// Who or what broke it.
+    pub subject: String,
+    /// Event time it was opened at, ms since the Unix epoch.
+    pub first_seen: i64,
+    /// Event time it last matched at.
+    pub last_seen: i64,
+    /// The event that last matched.
+    pub event_uid: String,
+}
+
+impl OpenViolation {
+    /// Reads the open violation under `key`.
+    pub fn get(state: &dyn State, key: &str) -> Result<Option<OpenViolation>, ComponentError> {
+        match state.get(OPEN_TABLE, key.as_bytes())? {
+            Some(bytes) => Ok(Some(parse(key.as_bytes(), &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes it under `key`.
+    pub fn put(&self, state: &mut dyn State, key: &str) {
+        // Serializing a struct of strings and integers cannot fail.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        state.put(OPEN_TABLE, key.as_bytes(), bytes);
+    }
+}
+
+fn parse(key: &[u8], bytes: &[u8]) -> Result<OpenViolation, ComponentError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ComponentError::fatal(format!(
+            "state table `{OPEN_TABLE}` entry {} is not an open violation: {e}",
+            String::from_utf8_lossy(key)
+        ))
+    })
+}
+
+/// Which violations are open, in memory: their keys and how many each rule has. Rebuilt from the
+/// state table on restore, so it never runs ahead of what is committed.
+#[derive(Debug, Default)]
+pub struct OpenIndex {
+    keys: HashSet<String>,
+    per_rule: HashMap<String, usize>,
+}
+
+impl OpenIndex {
+    /// The index of the open violations committed in `state`.
+    pub fn restore(state: &dyn State) -> Result<OpenIndex, ComponentError> {
+        let mut index = OpenIndex::default();
+        let mut failure = None;
+        state.scan(OPEN_TABLE, &mut |key, value| {
+            if failure.is_some() {
+                return;
+            }
+            match parse(key, value) {
+                Ok(open) => index.insert(String::from_utf8_lossy(key).into_owned(), &open.rule_id),
+                Err(e) => failure = Some(e),
+            }
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(index),
+        }
+    }
+
+    /// Whether `rule_id` has any open violation.
+    pub fn rule_has_open(&self, rule_id: &str) -> bool {
+        self.per_rule.get(rule_id).is_some_and(|&n| n > 0)
+    }
+
+    /// Whether the violation under `key` is open.
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// Records an opened violation.
+    pub fn insert(&mut self, key: String, rule_id: &str) {
+        if self.keys.insert(key) {
+            *self.per_rule.entry(rule_id.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Records a resolved violation.
+    pub fn remove(&mut self, key: &str, rule_id: &str) {
+        if self.keys.remove(key) {
+            if let Some(n) = self.per_rule.get_mut(rule_id) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// How many violations are open.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
