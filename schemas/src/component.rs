@@ -192,9 +192,15 @@ pub trait Operator: Send {
     /// an error stops the operator (fatal) or retries the batch (retryable).
     fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError>;
 
-    /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
+        /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
     fn side_outputs(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// A readable form of one of its state entries (for `weir state get`), or `None` when the
+    /// table is not its own or the bytes do not decode.
+    fn describe_state(&self, _table: &str, _key: &[u8], _value: &[u8]) -> Option<serde_json::Value> {
+        None
     }
 }
 
