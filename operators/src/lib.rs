@@ -20,3 +20,15 @@ pub mod dedupe;
 pub mod enrich;
 pub mod normalize;
 pub mod policy;
+
+/// An event time (ms since the Unix epoch) as `describe_state` shows it: the milliseconds and
+/// the same instant in RFC 3339 (UTC), the latter left out when the time is out of range.
+pub(crate) fn describe_time(ms: i64) -> serde_json::Value {
+    let utc = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+    match utc {
+        Some(utc) => serde_json::json!({ "ms": ms, "utc": utc }),
+        None => serde_json::json!({ "ms": ms }),
+    }
+}

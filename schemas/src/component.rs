@@ -192,7 +192,7 @@ pub trait Operator: Send {
     /// an error stops the operator (fatal) or retries the batch (retryable).
     fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError>;
 
-        /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
+    /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
     fn side_outputs(&self) -> Vec<String> {
         Vec::new()
     }

@@ -46,7 +46,12 @@ path = "{dlq}"
 /// A copy of the demo (config and data) in `dir`, so the test writes nothing in the repository.
 fn copy_demo(dir: &Path) {
     std::fs::create_dir_all(dir.join("examples/data")).unwrap();
-    for file in ["examples/demo.toml", "examples/data/okta_system_log.ndjson"] {
+    std::fs::create_dir_all(dir.join("examples/policies")).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("examples/policies")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("examples/policies").join(path.file_name().unwrap())).unwrap();
+    }
+    for file in ["examples/demo.toml", "examples/data/okta_system_log.ndjson", "examples/data/okta_users.ndjson"] {
         std::fs::copy(repo_root().join(file), dir.join(file)).unwrap();
     }
 }
@@ -63,8 +68,10 @@ fn the_demo_normalizes_the_samples_and_dead_letters_bad_input() {
     assert!(summary.contains("stage") && summary.contains("events") && summary.contains("normalize"), "{summary}");
 
     let events = consume(&data, "events");
-    assert_eq!(events.len(), 12, "11 polled events and 1 from an event hook delivery");
-    assert!(events.iter().all(|e| e["schema"] == "io.weir.IdentityActivity"));
+    let activity: Vec<_> = events.iter().filter(|e| e["schema"] == "io.weir.IdentityActivity").collect();
+    assert_eq!(activity.len(), 12, "11 polled events and 1 from an event hook delivery");
+    assert_eq!(events.len(), 18, "and 6 identities from the directory");
+    let events = activity;
     let classes: BTreeSet<i64> = events.iter().map(|e| e["value"]["class_uid"].as_i64().unwrap()).collect();
     assert!(classes.contains(&3002) && classes.contains(&3001), "{classes:?}");
 
@@ -83,10 +90,28 @@ fn the_demo_normalizes_the_samples_and_dead_letters_bad_input() {
 
     // A second run finds nothing new: every stage resumes from its committed offset.
     assert_ok(&demo());
-    assert_eq!(consume(&data, "events").len(), 12);
+    assert_eq!(consume(&data, "events").len(), 18);
     assert_eq!(consume(&data, "raw.okta").len(), 13);
-    let written = std::fs::read_to_string(dir.path().join("data/demo/events.ndjson")).unwrap();
-    assert_eq!(written.lines().count(), 12, "the file sink holds each event once");
+    let written = std::fs::read_to_string(dir.path().join("data/demo/decisions.ndjson")).unwrap();
+    assert_eq!(written.lines().count(), 12, "the file sink holds each decision once");
+    let decisions = consume(&data, "decisions");
+    assert_eq!(decisions.len(), 12, "one decision per security event");
+    assert!(decisions.iter().all(|d| d["schema"] == "io.weir.PolicyDecision"));
+    assert_eq!(consume(&data, "enriched").len(), 12);
+
+    // The enrichment state, shown field by field by its operator.
+    let output = run(weir(&data).current_dir(dir.path()).args([
+        "state",
+        "get",
+        "-c",
+        "examples/demo.toml",
+        "enriched/identity",
+        "00uwuwuwuwuwuwuwuwuw",
+    ]));
+    assert_ok(&output);
+    let identity: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(identity["status"], "SUSPENDED", "{identity}");
+    assert_eq!(identity["department"], "Operations", "{identity}");
 }
 
 /// A temporary directory with `n` Okta events and a pipeline config reading them; returns the

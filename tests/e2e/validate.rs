@@ -57,7 +57,7 @@ fn a_good_config_validates_and_a_missing_file_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(weir(dir.path()).current_dir(repo_root()).args(["validate", "-c", "examples/demo.toml"]));
     assert_ok(&output);
-    assert!(stdout(&output).contains("ok (1 sources, 1 operators, 3 sinks)"), "{}", stdout(&output));
+    assert!(stdout(&output).contains("ok (2 sources, 5 operators, 3 sinks)"), "{}", stdout(&output));
 
     let output = run(weir(dir.path()).args(["validate", "-c", "/nonexistent/p.toml"]));
     assert_user_error(&output);

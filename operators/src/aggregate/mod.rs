@@ -745,6 +745,14 @@ impl Operator for Aggregate {
         }
         sides
     }
+
+    /// `meta/clock` (latest event time, counters), `meta/shape`, a `pane` header (group, window,
+    /// bounds, counts, each metric's events and sum by name), an `item` (its metric and count)
+    /// or a `late` count.
+    fn describe_state(&self, table: &str, key: &[u8], value: &[u8]) -> Option<serde_json::Value> {
+        let metrics: Vec<&str> = self.plan.metrics.iter().map(|m| m.name.as_str()).collect();
+        state::describe(table, key, value, &metrics)
+    }
 }
 
 /// The `k` most frequent items, most frequent first, ties by item.

@@ -21,6 +21,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{json, Value};
+
 /// Table of the clock and the shape.
 pub(crate) const META: &str = "meta";
 /// Table of pane headers.
@@ -272,6 +274,74 @@ pub(crate) fn encode_count(n: u64) -> Vec<u8> {
 /// A u64 counter value back.
 pub(crate) fn decode_count(bytes: &[u8]) -> Result<u64, CorruptState> {
     <[u8; 8]>::try_from(bytes).map(u64::from_be_bytes).map_err(|_| CorruptState("counter"))
+}
+
+/// The readable form of one entry (for `weir state get`), or `None` when the table is not one
+/// of the operator's or the entry does not decode. `metrics` names the metrics by index.
+pub(crate) fn describe(table: &str, key: &[u8], value: &[u8], metrics: &[&str]) -> Option<Value> {
+    // `i64::MIN` and `i64::MAX` stand for "not yet" (no event).
+    let time = |ms: i64| (ms != i64::MIN && ms != i64::MAX).then(|| crate::describe_time(ms));
+    let metric = |i: usize| metrics.get(i).copied();
+    match table {
+        META if key == CLOCK_KEY => {
+            let clock = Clock::decode(value).ok()?;
+            let s = &clock.stats;
+            Some(json!({
+                "max_event_time": time(clock.max_event_time),
+                "next_session": clock.next_session,
+                "stats": {
+                    "events": s.events,
+                    "aggregated": s.aggregated,
+                    "filtered_out": s.filtered_out,
+                    "missing_key": s.missing_key,
+                    "late": s.late,
+                    "rejected": s.rejected,
+                    "fired": s.fired,
+                    "refired": s.refired,
+                    "alerts": s.alerts,
+                },
+            }))
+        }
+        META if key == SHAPE_KEY => Some(json!({ "shape": std::str::from_utf8(value).ok()? })),
+        PANE => {
+            let (id, _) = split_pane_key(key).ok().filter(|(_, rest)| rest.is_empty())?;
+            let pane = Pane::decode(value).ok()?;
+            let accs: Vec<Value> = pane
+                .metrics
+                .iter()
+                .enumerate()
+                .map(|(i, acc)| json!({ "metric": metric(i), "events": acc.events, "sum": acc.sum }))
+                .collect();
+            Some(json!({
+                    "group": id.group,
+                    "window_id": id.wid,
+                    "start": time(pane.start),
+                    "end": time(pane.end),
+                    "events": pane.events,
+                    "min_time": time(pane.min_time),
+                    "max_time": time(pane.max_time),
+                    "firings": pane.firings,
+                    "alerted": pane.alerted,
+                    "last_uid": pane.last_uid,
+                "metrics": accs,
+            }))
+        }
+        ITEM => {
+            let (id, rest) = split_pane_key(key).ok()?;
+            let (index, item) = split_item_rest(rest).ok()?;
+            let count = decode_count(value).ok()?;
+            Some(json!({
+                "group": id.group,
+                "window_id": id.wid,
+                "metric": metric(index),
+                "metric_index": index,
+                "item": item,
+                "count": count,
+            }))
+        }
+        LATE => Some(json!({ "group": std::str::from_utf8(key).ok()?, "late": decode_count(value).ok()? })),
+        _ => None,
+    }
 }
 
 fn ordered(n: i64) -> [u8; 8] {

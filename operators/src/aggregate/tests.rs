@@ -836,3 +836,39 @@ fn the_bench_hook_reports_a_rate() {
     // 30 s of events in 1-minute windows: nothing has closed yet, 10,000 keys are open.
     assert_eq!(report["open_windows"], 10_000);
 }
+
+#[test]
+fn describe_state_shows_panes_items_and_the_clock() {
+    let mut run = Run::new(
+        r#"
+window = { kind = "tumbling", size_ms = 60000 }
+key = "labels.user"
+metrics = [{ kind = "count", name = "denials" }, { kind = "top_k", field = "labels.service", k = 3, name = "top" }]
+"#,
+    );
+    for time in [MIN + 1, MIN + 2] {
+        run.push(decision(&format!("e{time}"), time, Decision::Deny, "ada", Some("chatgpt"), &[]));
+    }
+    let entry = |table: &str| {
+        let ((_, key), value) = run.state.tables.iter().find(|((t, _), _)| t == table).expect("an entry");
+        run.op.describe_state(table, key, value).expect("describes its own entries")
+    };
+
+    let pane = entry("pane");
+    assert_eq!((pane["group"].as_str(), pane["events"].as_u64()), (Some("ada"), Some(2)));
+    assert_eq!(pane["start"], serde_json::json!({ "ms": MIN, "utc": "1970-01-01T00:01:00Z" }));
+    assert_eq!(
+        (pane["metrics"][0]["metric"].as_str(), pane["metrics"][0]["events"].as_u64()),
+        (Some("denials"), Some(2))
+    );
+    let item = entry("item");
+    assert_eq!(
+        (item["metric"].as_str(), item["item"].as_str(), item["count"].as_u64()),
+        (Some("top"), Some("chatgpt"), Some(2))
+    );
+    let clock = run.state.get("meta", b"clock").expect("get").expect("stored");
+    let clock = run.op.describe_state("meta", b"clock", &clock).expect("describes it");
+    assert_eq!((clock["max_event_time"]["ms"].as_i64(), clock["stats"]["events"].as_u64()), (Some(MIN + 2), Some(2)));
+    assert_eq!(run.op.describe_state("pane", b"bad key", &[1]), None, "damaged");
+    assert_eq!(run.op.describe_state("other", b"clock", &[]), None, "not its table");
+}

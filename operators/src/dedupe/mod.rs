@@ -254,18 +254,7 @@ impl Dedupe {
             })
             .map_err(|e| e.message)?;
         if let Some(clock) = clock {
-            let corrupt = |_| "corrupt dedupe clock".to_string();
-            let mut r = Reader::new(&clock, "dedupe clock").map_err(corrupt)?;
-            self.max_event_time = r.i64().map_err(corrupt)?;
-            self.stats = DedupeStats {
-                events: r.u64().map_err(corrupt)?,
-                passed: r.u64().map_err(corrupt)?,
-                dropped: r.u64().map_err(corrupt)?,
-                missing_key: r.u64().map_err(corrupt)?,
-                passed_late: r.u64().map_err(corrupt)?,
-                rejected: r.u64().map_err(corrupt)?,
-            };
-            r.end().map_err(corrupt)?;
+            (self.max_event_time, self.stats) = decode_clock(&clock).ok_or("corrupt dedupe clock")?;
         }
         let mut corrupt = false;
         state
@@ -292,6 +281,22 @@ impl Dedupe {
         state.put(SEEN, &key, time.to_be_bytes().to_vec());
         self.expiry.insert((time + self.window, key));
     }
+}
+
+/// The latest event time and the counters from the `meta/clock` entry; `None` when damaged.
+fn decode_clock(bytes: &[u8]) -> Option<(i64, DedupeStats)> {
+    let mut r = Reader::new(bytes, "dedupe clock").ok()?;
+    let max_event_time = r.i64().ok()?;
+    let stats = DedupeStats {
+        events: r.u64().ok()?,
+        passed: r.u64().ok()?,
+        dropped: r.u64().ok()?,
+        missing_key: r.u64().ok()?,
+        passed_late: r.u64().ok()?,
+        rejected: r.u64().ok()?,
+    };
+    r.end().ok()?;
+    Some((max_event_time, stats))
 }
 
 impl Operator for Dedupe {
@@ -360,5 +365,36 @@ impl Operator for Dedupe {
         }
         self.store_clock(state);
         Ok(())
+    }
+
+    /// A `seen` entry (the key, when it was first seen, when the window it opened ends) or the
+    /// `meta/clock` entry (latest event time, `null` before the first, and the counters).
+    fn describe_state(&self, table: &str, key: &[u8], value: &[u8]) -> Option<serde_json::Value> {
+        match (table, key) {
+            (SEEN, _) => {
+                let first = i64::from_be_bytes(<[u8; 8]>::try_from(value).ok()?);
+                Some(serde_json::json!({
+                    "key": String::from_utf8_lossy(key),
+                    "first_seen": crate::describe_time(first),
+                    "window_end": crate::describe_time(first.saturating_add(self.window)),
+                }))
+            }
+            (META, CLOCK_KEY) => {
+                let (max_event_time, s) = decode_clock(value)?;
+                let max_event_time = (max_event_time != i64::MIN).then(|| crate::describe_time(max_event_time));
+                Some(serde_json::json!({
+                    "max_event_time": max_event_time,
+                    "stats": {
+                        "events": s.events,
+                        "passed": s.passed,
+                        "dropped": s.dropped,
+                        "missing_key": s.missing_key,
+                        "passed_late": s.passed_late,
+                        "rejected": s.rejected,
+                    },
+                }))
+            }
+            _ => None,
+        }
     }
 }

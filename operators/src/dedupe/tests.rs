@@ -1,7 +1,7 @@
 //! Tests of the dedupe operator: repeats within and after the window, key sources, records
 //! without a key, purging by watermark, and restarts.
 
-use weir_schemas::component::{MemoryState, Operator, Output};
+use weir_schemas::component::{MemoryState, Operator, Output, State};
 use weir_schemas::record::{Record, StoredRecord};
 
 use super::{Dedupe, DedupeConfig, DedupeConfigError, DedupeMissingKey};
@@ -163,4 +163,23 @@ fn a_restart_at_any_point_passes_and_drops_exactly_as_an_uninterrupted_run() {
         got.extend(run_all(committed, &mut restarted, &mut state, inputs.len()));
         assert!(got == expected, "a crash after {committed} inputs differs");
     }
+}
+
+#[test]
+fn describe_state_shows_seen_keys_and_the_clock() {
+    let mut run = Run::new(BY_UID);
+    assert!(run.passes(event("a", 1_000)));
+    assert!(!run.passes(event("a", 2_000)));
+    let seen = run.state.get("seen", b"a").expect("get").expect("remembered");
+    let shown = run.op.describe_state("seen", b"a", &seen).expect("describes it");
+    assert_eq!(shown["key"], "a");
+    assert_eq!(shown["first_seen"], serde_json::json!({ "ms": 1_000, "utc": "1970-01-01T00:00:01Z" }));
+    assert_eq!(shown["window_end"]["ms"], 11_000);
+
+    let clock = run.state.get("meta", b"clock").expect("get").expect("stored");
+    let shown = run.op.describe_state("meta", b"clock", &clock).expect("describes it");
+    assert_eq!(shown["max_event_time"]["ms"], 2_000);
+    assert_eq!((shown["stats"]["passed"].as_u64(), shown["stats"]["dropped"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(run.op.describe_state("seen", b"a", &[1, 2]), None, "damaged");
+    assert_eq!(run.op.describe_state("meta", b"other", &clock), None);
 }

@@ -511,6 +511,17 @@ impl Operator for Enrich {
         }
         Ok(())
     }
+
+    /// An identity, device or asset entry with every field by name (see
+    /// `IdentityEntry::describe` and its siblings); `None` for other tables or damaged bytes.
+    fn describe_state(&self, table: &str, _key: &[u8], value: &[u8]) -> Option<Value> {
+        match table {
+            IDENTITY_TABLE => IdentityEntry::decode(value).ok().map(|entry| entry.describe()),
+            DEVICE_TABLE => DeviceEntry::decode(value).ok().map(|entry| entry.describe()),
+            ASSET_TABLE => AssetEntry::decode(value).ok().map(|entry| entry.describe()),
+            _ => None,
+        }
+    }
 }
 
 /// Who and what an event is about: the keys it is joined by.

@@ -1020,3 +1020,72 @@ impl AssetTable {
         self.by_uid.remove(uid);
     }
 }
+
+// ---- readable forms, for `weir state get` ----
+
+/// A time as `describe_state` shows it; `null` for [`NEVER`].
+fn describe_time(ms: i64) -> serde_json::Value {
+    match ms {
+        NEVER => serde_json::Value::Null,
+        ms => crate::describe_time(ms),
+    }
+}
+
+impl IdentityEntry {
+    /// Every field by name, times as ms and RFC 3339 (`null` when never set).
+    pub fn describe(&self) -> serde_json::Value {
+        let groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|g| serde_json::json!({ "name": g.name, "time": describe_time(g.time), "member": g.member }))
+            .collect();
+        serde_json::json!({
+            "snapshot_time": describe_time(self.snapshot_time),
+            "login": self.login,
+            "email": self.email,
+            "aliases": self.aliases,
+            "display_name": self.display_name,
+            "department": self.department,
+            "title": self.title,
+            "manager": self.manager,
+            "manager_uid": self.manager_uid,
+            "status": self.status,
+            "status_time": describe_time(self.status_time),
+            "groups_time": describe_time(self.groups_time),
+            "groups": groups,
+        })
+    }
+}
+
+impl DeviceEntry {
+    /// Every field by name, the time as ms and RFC 3339.
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "time": describe_time(self.time),
+            "hostname": self.hostname,
+            "os_name": self.os_name,
+            "os_version": self.os_version,
+            "agent_version": self.agent_version,
+            "last_login_user": self.last_login_user,
+            "reduced_functionality_mode": self.reduced_functionality_mode,
+            "tags": self.tags,
+        })
+    }
+}
+
+impl AssetEntry {
+    /// Every field by name, times as ms and RFC 3339 (`null` when never set).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "time": describe_time(self.time),
+            "deleted": self.deleted,
+            "account": self.account,
+            "region": self.region,
+            "tags": self.tags,
+            "public": self.public,
+            "public_time": describe_time(self.public_time),
+            "encrypted": self.encrypted,
+            "encrypted_time": describe_time(self.encrypted_time),
+        })
+    }
+}

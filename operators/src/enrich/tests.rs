@@ -787,6 +787,40 @@ fn damaged_state_is_a_fatal_error_naming_the_entry() {
     assert!(enrich.restore(&state).expect_err("damaged").message.ends_with("unknown layout version 9"));
 }
 
+#[test]
+fn describe_state_shows_every_table_by_field_name() {
+    let (mut enrich, mut state) = operator();
+    let resource = "/subscriptions/sub-1/storage/payroll";
+    let create = resource_change(resource, ChangeType::Create, T0, &[("env", "prod")], Vec::new());
+    let inputs = [
+        stored(&snapshot("00uada", "ada", T0), 0),
+        stored(&membership(false, "00uada", "Everyone", T0 + 5), 1),
+        stored(&inventory("dev1", "HOST1", &["b", "a"], T0), 2),
+        stored(&create, 3),
+    ];
+    feed(&mut enrich, &mut state, &inputs);
+    let describe = |table: &str, key: &str| {
+        let value = state.get(table, key.as_bytes()).expect("readable").expect("stored");
+        enrich.describe_state(table, key.as_bytes(), &value).expect("describes its own entries")
+    };
+
+    let identity = describe(IDENTITY_TABLE, "00uada");
+    assert_eq!(identity["login"], "ada");
+    assert_eq!(identity["snapshot_time"], serde_json::json!({ "ms": T0, "utc": "2024-06-10T06:13:20Z" }));
+    assert_eq!(identity["groups"][1]["name"], "Everyone");
+    assert_eq!(identity["groups"][1]["member"], false);
+    assert_eq!(identity["groups"][1]["time"]["ms"], T0 + 5);
+    let device = describe(DEVICE_TABLE, "dev1");
+    assert_eq!(device["hostname"], "HOST1");
+    assert_eq!(device["reduced_functionality_mode"], false);
+    let asset = describe(ASSET_TABLE, resource);
+    assert_eq!((asset["account"].as_str(), asset["tags"]["env"].as_str()), (Some("sub-1"), Some("prod")));
+    assert_eq!((asset["deleted"].as_bool(), asset["public_time"].is_null()), (Some(false), true), "never set: null");
+
+    assert_eq!(enrich.describe_state(IDENTITY_TABLE, b"x", &[1, 0x80]), None, "damaged bytes");
+    assert_eq!(enrich.describe_state("other", b"x", &[]), None, "not its table");
+}
+
 // ---- config ----
 
 #[test]

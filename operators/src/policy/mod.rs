@@ -453,4 +453,12 @@ impl Operator for Policy {
     fn side_outputs(&self) -> Vec<String> {
         vec![VIOLATIONS_OUTPUT.to_string()]
     }
+
+    /// An open violation (table `open`): rule, subject, first and last seen, last event.
+    fn describe_state(&self, table: &str, _key: &[u8], value: &[u8]) -> Option<serde_json::Value> {
+        match table {
+            OPEN_TABLE => OpenViolation::describe(value),
+            _ => None,
+        }
+    }
 }

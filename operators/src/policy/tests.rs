@@ -286,6 +286,24 @@ fn violations_open_update_and_resolve_across_a_restart() {
 }
 
 #[test]
+fn describe_state_shows_an_open_violation() {
+    let dir = policy_dir(&[("rules.toml", RULES)]);
+    let mut policy = Policy::new(config(dir.path())).expect("loads");
+    let mut state = MemoryState::default();
+    let t = 1_718_000_000_000;
+    run(&mut policy, &mut state, &input(app_event("e1", "u1", "ACTIVE", "ChatGPT", t), 0));
+    let key = violation_key("a.deny", "u1");
+    let value = state.get(OPEN_TABLE, key.as_bytes()).expect("get").expect("open");
+
+    let shown = policy.describe_state(OPEN_TABLE, key.as_bytes(), &value).expect("describes it");
+    assert_eq!((shown["rule_id"].as_str(), shown["subject"].as_str()), (Some("a.deny"), Some("u1")));
+    assert_eq!(shown["first_seen"], json!({ "ms": t, "utc": "2024-06-10T06:13:20Z" }));
+    assert_eq!(shown["event_uid"], "e1");
+    assert_eq!(policy.describe_state(OPEN_TABLE, key.as_bytes(), b"{not json"), None);
+    assert_eq!(policy.describe_state("other", key.as_bytes(), &value), None);
+}
+
+#[test]
 fn violation_keys_are_stable() {
     // A golden value: the key must never change, or every open ticket would be duplicated.
     assert_eq!(violation_key("a.deny", "u1"), violation_key("a.deny", "u1"));

@@ -57,6 +57,19 @@ impl OpenViolation {
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         state.put(OPEN_TABLE, key.as_bytes(), bytes);
     }
+
+    /// The entry of [`OPEN_TABLE`] `bytes` hold, every field by name, with `first_seen` and
+    /// `last_seen` as ms and RFC 3339; `None` when the bytes are not an open violation.
+    pub fn describe(bytes: &[u8]) -> Option<serde_json::Value> {
+        let open: OpenViolation = serde_json::from_slice(bytes).ok()?;
+        Some(serde_json::json!({
+            "rule_id": open.rule_id,
+            "subject": open.subject,
+            "first_seen": crate::describe_time(open.first_seen),
+            "last_seen": crate::describe_time(open.last_seen),
+            "event_uid": open.event_uid,
+        }))
+    }
 }
 
 fn parse(key: &[u8], bytes: &[u8]) -> Result<OpenViolation, ComponentError> {

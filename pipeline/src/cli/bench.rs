@@ -74,7 +74,8 @@ pub struct LogBenchArgs {
     pub fsync: FsyncArg,
 }
 
-/// Runs a benchmark in a fresh directory under the data directory, removed afterwards.
+/// Runs a benchmark. The log benchmark works in a fresh directory under the data directory,
+/// removed afterwards; the operator benchmarks run in memory.
 pub fn run(command: &BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => bench_log(args, data_dir),
