@@ -106,7 +106,7 @@ pub use config::{
 pub use state::AggregateStats;
 
 use config::{MetricKind, Plan, Windows};
-use path::{decode_input, scalar_text, time_millis, type_name};
+use path::{decode_input, event_time, scalar_text, type_name};
 use state::{
     decode_count, encode_count, item_key, pane_key, split_item_rest, split_pane_key, Clock, CorruptState, Pane, PaneId,
     CLOCK_KEY, ITEM, LATE, META, PANE, SHAPE_KEY,
@@ -226,18 +226,7 @@ impl Aggregate {
     fn read(&self, record: &Record) -> Result<Read, String> {
         let plan = &self.plan;
         let value = if self.needs_value { Some(decode_input(&record.value)?) } else { None };
-        let time = match (&plan.time_field, &value) {
-            (Some(path), Some(value)) => {
-                let raw = path.get(value).ok_or_else(|| format!("time_field `{path}` is missing"))?;
-                time_millis(raw).ok_or_else(|| {
-                    format!("time_field `{path}` is {}, not integer milliseconds or an RFC 3339 time", type_name(raw))
-                })?
-            }
-            _ => record.timestamp_ms,
-        };
-        if !(-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&time) {
-            return Err(format!("event time {time} ms is out of range (at most ±2^60)"));
-        }
+        let time = event_time(plan.time_field.as_ref(), value.as_ref(), record)?;
         let Some(value) = value else {
             let contributions = plan.metrics.iter().map(|_| Contribution::Count).collect();
             return Ok(Read::Event(Event { time, group: String::new(), contributions, uid: None }));

@@ -15,6 +15,7 @@
 use std::fmt;
 
 use serde_json::Value;
+use weir_schemas::record::Record;
 
 /// Why a path in the configuration is not usable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -132,6 +133,24 @@ pub fn scalar_text(value: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
+}
+
+/// A record's event time: the configured `time_field` of its decoded value, else its timestamp.
+/// Errors are rejection reasons.
+pub fn event_time(time_field: Option<&FieldPath>, value: Option<&Value>, record: &Record) -> Result<i64, String> {
+    let time = match (time_field, value) {
+        (Some(path), Some(value)) => {
+            let raw = path.get(value).ok_or_else(|| format!("time_field `{path}` is missing"))?;
+            time_millis(raw).ok_or_else(|| {
+                format!("time_field `{path}` is {}, not integer milliseconds or an RFC 3339 time", type_name(raw))
+            })?
+        }
+        _ => record.timestamp_ms,
+    };
+    if !(-super::MAX_EVENT_TIME..=super::MAX_EVENT_TIME).contains(&time) {
+        return Err(format!("event time {time} ms is out of range (at most ±2^60)"));
+    }
+    Ok(time)
 }
 
 /// A short name of a JSON value's type, for reasons.

@@ -38,9 +38,9 @@ use serde::Deserialize;
 use weir_schemas::component::{ComponentError, Operator, Output, State};
 use weir_schemas::record::{Record, StoredRecord};
 
-use crate::aggregate::path::{decode_input, scalar_text, time_millis, type_name, FieldPath};
+use crate::aggregate::path::{decode_input, event_time, scalar_text, type_name, FieldPath};
 use crate::aggregate::state::{Reader, Writer};
-use crate::aggregate::{ID_HEADER, MAX_EVENT_TIME, MAX_SPAN_MS};
+use crate::aggregate::{ID_HEADER, MAX_SPAN_MS};
 
 /// `key = "@weir-id"`: deduplicate by the record's `weir-id` header.
 pub const KEY_WEIR_ID: &str = "@weir-id";
@@ -197,18 +197,7 @@ impl Dedupe {
     fn read(&self, record: &Record) -> Result<(Option<Vec<u8>>, i64), String> {
         let needs_value = matches!(self.key, KeySource::Path(_)) || self.time_field.is_some();
         let value = if needs_value { Some(decode_input(&record.value)?) } else { None };
-        let time = match (&self.time_field, &value) {
-            (Some(path), Some(value)) => {
-                let raw = path.get(value).ok_or_else(|| format!("time_field `{path}` is missing"))?;
-                time_millis(raw).ok_or_else(|| {
-                    format!("time_field `{path}` is {}, not integer milliseconds or an RFC 3339 time", type_name(raw))
-                })?
-            }
-            _ => record.timestamp_ms,
-        };
-        if !(-MAX_EVENT_TIME..=MAX_EVENT_TIME).contains(&time) {
-            return Err(format!("event time {time} ms is out of range (at most ±2^60)"));
-        }
+        let time = event_time(self.time_field.as_ref(), value.as_ref(), record)?;
         let key = match (&self.key, &value) {
             (KeySource::WeirId, _) => record.header(ID_HEADER).map(<[u8]>::to_vec),
             (KeySource::RecordKey, _) => record.key.clone(),

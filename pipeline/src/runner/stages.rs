@@ -299,6 +299,24 @@ async fn wait_for_batch(
     }
 }
 
+/// Commits a consuming stage's batch from one input partition: the offset after it, with
+/// whatever else `checkpoint` carries (state changes, produced marks), in one transaction. Call
+/// only once everything the batch produced is durable.
+fn commit_batch(
+    cx: &StageContext,
+    position: &mut InputPosition,
+    batch: &[StoredRecord],
+    mut checkpoint: Checkpoint,
+) -> Result<(), String> {
+    let next = batch.last().expect("batches are not empty").offset + 1;
+    checkpoint.consumer = cx.name.clone();
+    checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
+    cx.store.commit(&checkpoint).map_err(|e| e.to_string())?;
+    position.next = next;
+    cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Runs an operator: read, process, append outputs and dead letters, commit state and offsets.
 pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Operator>) {
     let mut positions = match input_positions(&cx).await {
@@ -391,16 +409,10 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
         if let Err(e) = cx.log.flush().await {
             return cx.fail(e.to_string());
         }
-        let next = batch.last().expect("batches are not empty").offset + 1;
-        let position = &mut positions[at];
-        let mut checkpoint =
-            Checkpoint { consumer: cx.name.clone(), state: state.changes, produced, ..Default::default() };
-        checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
-        if let Err(e) = cx.store.commit(&checkpoint) {
-            return cx.fail(e.to_string());
+        let checkpoint = Checkpoint { state: state.changes, produced, ..Default::default() };
+        if let Err(e) = commit_batch(&cx, &mut positions[at], &batch, checkpoint) {
+            return cx.fail(e);
         }
-        position.next = next;
-        cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
         cx.progress.records_out.fetch_add(emitted, Ordering::Relaxed);
     }
 }
@@ -494,15 +506,9 @@ pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
                 return cx.fail(e.to_string());
             }
         }
-        let next = batch.last().expect("batches are not empty").offset + 1;
-        let position = &mut positions[at];
-        let mut checkpoint = Checkpoint { consumer: cx.name.clone(), ..Default::default() };
-        checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
-        if let Err(e) = cx.store.commit(&checkpoint) {
-            return cx.fail(e.to_string());
+        if let Err(e) = commit_batch(&cx, &mut positions[at], &batch, Checkpoint::default()) {
+            return cx.fail(e);
         }
-        position.next = next;
-        cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
         cx.progress.records_out.fetch_add(delivered, Ordering::Relaxed);
     }
 }
