@@ -12,6 +12,7 @@
 //! Consumer offsets are not kept here: they live in the [`crate::store`] together with operator
 //! state, so the two are always committed in one transaction.
 
+pub mod conformance;
 pub mod embedded;
 
 use std::path::PathBuf;
