@@ -15,6 +15,8 @@ use weir_operators::normalize::Normalize;
 use weir_operators::policy::Policy;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
+use weir_sinks::siem::splunk_hec::SplunkHecSink;
+use weir_sinks::webhook::WebhookSink;
 
 use crate::config::{error_path, first_line, top_key, ComponentSpec, ConfigError, ConfigErrors, PipelineConfig, Role};
 use crate::runner::Component;
@@ -24,7 +26,7 @@ pub const SOURCE_TYPES: &[&str] = &["file"];
 /// Operator types.
 pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "policy", "aggregate", "dedupe"];
 /// Sink types.
-pub const SINK_TYPES: &[&str] = &["console", "file"];
+pub const SINK_TYPES: &[&str] = &["console", "file", "splunk_hec", "webhook"];
 
 /// Builds every component of a pipeline, collecting every error.
 pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>, ConfigErrors> {
@@ -81,6 +83,15 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
         }
         (Role::Sink, "console") => {
             Component::Sink(Box::new(ConsoleSink::new(options::<ConsoleSinkConfig>(spec, config)?)))
+        }
+        (Role::Sink, "splunk_hec") => {
+            let sink =
+                SplunkHecSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "webhook") => {
+            let sink = WebhookSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
         }
         (Role::Sink, "file") => Component::Sink(Box::new(FileSink::new(options::<FileSinkConfig>(spec, config)?))),
         (role, other) => {

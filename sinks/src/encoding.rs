@@ -62,6 +62,17 @@ pub fn value_to_json(value: &[u8]) -> (Option<String>, Value) {
     (None, bytes_to_json(value))
 }
 
+/// The header naming a record's stable id.
+pub const ID_HEADER: &str = "weir-id";
+
+/// A record's stable id: its `weir-id` header, else `topic/partition/offset`.
+pub fn record_id(record: &StoredRecord) -> String {
+    match record.record.headers.iter().find(|(name, _)| name == ID_HEADER) {
+        Some((_, value)) => String::from_utf8_lossy(value).into_owned(),
+        None => format!("{}/{}/{}", record.topic, record.partition, record.offset),
+    }
+}
+
 /// Text as a string, anything else as `{"base64": ...}`.
 pub fn bytes_to_json(bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {

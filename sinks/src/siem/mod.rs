@@ -1,0 +1,3 @@
+//! SIEM sinks.
+
+pub mod splunk_hec;
