@@ -6,4 +6,5 @@ mod crash;
 mod demo;
 mod log_cli;
 mod schemas_bench;
+mod sinks;
 mod validate;
