@@ -2,7 +2,8 @@
 //! fastavro (`tests/avro_interop.py` at the workspace root), which computes the fingerprints
 //! itself; the decoded values must equal the originals.
 //!
-//! Needs `python3` with `pip install fastavro`. Set `WEIR_SKIP_PY_INTEROP=1` to skip.
+//! Needs `python3` with `pip install fastavro`. Without it the test is skipped with a message,
+//! except under CI (`CI` set), where it fails. Set `WEIR_SKIP_PY_INTEROP=1` to skip it anyway.
 
 mod fixtures;
 
@@ -34,10 +35,13 @@ fn fastavro_decodes_what_we_encode() {
     }
     let probe = Command::new("python3").args(["-c", "import fastavro"]).output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        panic!(
-            "the Avro interop test needs python3 with fastavro: pip install fastavro \
-             (or set WEIR_SKIP_PY_INTEROP=1 to skip it); probe said: {probe:?}"
-        );
+        // CI (which sets CI=true and installs fastavro in .ci/run) must run this test; a
+        // developer's machine with only the Rust toolchain skips it, saying why.
+        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
+            panic!("the Avro interop test needs python3 with fastavro (pip install fastavro); probe said: {probe:?}");
+        }
+        eprintln!("skipping the fastavro interop test: python3 with fastavro is not installed (pip install fastavro)");
+        return;
     }
 
     let mut collect = Collect { records: Vec::new() };
