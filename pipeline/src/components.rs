@@ -13,6 +13,8 @@ use weir_operators::dedupe::Dedupe;
 use weir_operators::enrich::Enrich;
 use weir_operators::normalize::Normalize;
 use weir_operators::policy::Policy;
+use weir_sinks::chat::pagerduty::PagerDutySink;
+use weir_sinks::chat::slack::SlackSink;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
 use weir_sinks::siem::splunk_hec::SplunkHecSink;
@@ -26,7 +28,7 @@ pub const SOURCE_TYPES: &[&str] = &["file"];
 /// Operator types.
 pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "policy", "aggregate", "dedupe"];
 /// Sink types.
-pub const SINK_TYPES: &[&str] = &["console", "file", "splunk_hec", "webhook"];
+pub const SINK_TYPES: &[&str] = &["console", "file", "splunk_hec", "webhook", "pagerduty", "slack"];
 
 /// Builds every component of a pipeline, collecting every error.
 pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>, ConfigErrors> {
@@ -91,6 +93,15 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
         }
         (Role::Sink, "webhook") => {
             let sink = WebhookSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "pagerduty") => {
+            let sink =
+                PagerDutySink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "slack") => {
+            let sink = SlackSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
             Component::Sink(Box::new(sink))
         }
         (Role::Sink, "file") => Component::Sink(Box::new(FileSink::new(options::<FileSinkConfig>(spec, config)?))),

@@ -7,6 +7,7 @@
 //! lives in [`encoding`], and the HTTP delivery every HTTP sink shares (client, gzip, rate limit,
 //! circuit breaker, response classification, [`http::Secret`]) in [`http`].
 
+pub mod chat;
 pub mod console;
 pub mod encoding;
 pub mod file;
