@@ -40,11 +40,14 @@ impl ReplayGuard {
         let has_cursor = matches!(cx.store.cursor(&cx.name), Ok(Some(_)));
         for topic in topics {
             for partition in 0..cx.partitions(topic) {
-                let end = cx.log.offsets(topic, partition).await.map_err(|e| e.to_string())?.end;
+                let offsets = cx.log.offsets(topic, partition).await.map_err(|e| e.to_string())?;
+                let end = offsets.end;
                 let mark = cx.store.offset(&produced_key(&cx.name), topic, partition).map_err(|e| e.to_string())?;
                 // No mark: either nothing was ever committed (everything on the topic is an
                 // uncommitted replay), or the stage committed before marks existed.
                 let mark = mark.unwrap_or(if has_committed_input || has_cursor { end } else { 0 });
+                // What retention deleted cannot be compared, and is no longer there to duplicate.
+                let mark = mark.max(offsets.start);
                 if mark >= end {
                     continue;
                 }
