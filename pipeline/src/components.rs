@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use weir_connectors::file::{FileSource, FileSourceConfig};
-use weir_operators::aggregate::Aggregate;
+use weir_operators::aggregate::{Aggregate, Filter, FilterValue};
 use weir_operators::dedupe::Dedupe;
 use weir_operators::enrich::Enrich;
 use weir_operators::normalize::Normalize;
@@ -40,6 +40,9 @@ pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>,
                 built.insert(spec.name.clone(), component);
             }
             Err(e) => errors.push(e),
+        }
+        if let Err(e) = route_filter(spec, config) {
+            errors.push(e);
         }
     }
     if errors.is_empty() {
@@ -119,6 +122,18 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
             ));
         }
     })
+}
+
+/// A sink's `route`, checked: `route = { "labels.team" = "identity", severity_id = [4, 5] }` delivers
+/// only the records whose decoded value matches every clause (the others are skipped).
+pub fn route_filter(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Option<Filter>, ConfigError> {
+    let Some(route) = &spec.route else { return Ok(None) };
+    let clauses: BTreeMap<String, FilterValue> = serde_path_to_error::deserialize(toml::Value::Table(route.clone()))
+        .map_err(|e| {
+            let path = error_path(&e).map_or("route".to_string(), |p| format!("route.{p}"));
+            error(spec, config, &path, first_line(e.inner()))
+        })?;
+    Filter::compile("route", &clauses).map(Some).map_err(|e| error(spec, config, "route", e.to_string()))
 }
 
 /// Deserializes a component's options, naming the key and line of what is wrong.

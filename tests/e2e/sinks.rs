@@ -74,3 +74,46 @@ path = "{out}"
     assert_eq!((archive[4].as_str(), archive[7].as_str()), (n.to_string().as_str(), "0"), "{summary}");
     assert!(!summary.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "the signing secret never appears");
 }
+
+#[test]
+fn a_route_delivers_only_matching_records_and_a_bad_route_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 30;
+    let input = dir.path().join("okta.ndjson");
+    std::fs::write(&input, okta_events(n)).unwrap();
+    let out = dir.path().join("sessions.ndjson");
+    let config = dir.path().join("p.toml");
+    let text = format!(
+        r#"
+[sources.okta]
+type = "file"
+vendor = "okta"
+path = "{input}"
+
+[operators.events]
+type = "normalize"
+inputs = ["okta"]
+
+[sinks.sessions]
+type = "file"
+inputs = ["events"]
+path = "{out}"
+values_only = true
+route = {{ class_uid = 3002, "metadata.vendor_name" = ["Okta", "okta"] }}
+"#,
+        input = input.display(),
+        out = out.display()
+    );
+    std::fs::write(&config, &text).unwrap();
+    let data = dir.path().join("data");
+    assert_ok(&run(weir(&data).arg("run").arg("-c").arg(&config).arg("--until-idle")));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), n.div_ceil(3), "every third generated event is a session start");
+    assert!(lines.iter().all(|v| v["class_uid"] == 3002));
+
+    std::fs::write(&config, text.replace("class_uid = 3002", "class_uid = { a = 1 }")).unwrap();
+    let output = run(weir(&data).arg("validate").arg("-c").arg(&config));
+    assert_user_error(&output);
+    assert!(stderr(&output).contains("sinks.sessions.route"), "{}", stderr(&output));
+}

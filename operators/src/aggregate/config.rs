@@ -359,14 +359,15 @@ impl Windows {
     }
 }
 
-/// A validated `filter`: every clause must match.
+/// A validated `filter` (also a sink's `route`): every clause must match.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Filter {
+pub struct Filter {
     clauses: Vec<(FieldPath, Vec<Scalar>)>,
 }
 
 impl Filter {
-    fn compile(option: &str, filter: &BTreeMap<String, FilterValue>) -> Result<Filter, AggregateConfigError> {
+    /// Checks the clauses of a filter written under the config key `option`.
+    pub fn compile(option: &str, filter: &BTreeMap<String, FilterValue>) -> Result<Filter, AggregateConfigError> {
         let mut clauses = Vec::new();
         for (path, wanted) in filter {
             let path = single_path(&format!("{option}.{path}"), path)?;
@@ -380,7 +381,7 @@ impl Filter {
     }
 
     /// Whether the event matches every clause (a missing field matches nothing).
-    pub(crate) fn matches(&self, event: &Value) -> bool {
+    pub fn matches(&self, event: &Value) -> bool {
         self.clauses.iter().all(|(path, wanted)| match path.get(event) {
             Some(value) => wanted.iter().any(|w| w.matches(value)),
             None => false,

@@ -100,7 +100,7 @@ use weir_schemas::events::{TopItem, Violation, ViolationStatus, WindowAggregate}
 use weir_schemas::record::{Record, StoredRecord};
 
 pub use config::{
-    AggregateConfig, AggregateConfigError, FilterValue, MetricConfig, MissingKey, Preset, Scalar, Severity,
+    AggregateConfig, AggregateConfigError, Filter, FilterValue, MetricConfig, MissingKey, Preset, Scalar, Severity,
     ThresholdConfig, WindowConfig, DAY_MS, MAX_SPAN_MS,
 };
 pub use state::AggregateStats;

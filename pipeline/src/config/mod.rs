@@ -47,10 +47,14 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}: {}", self.file.display(), self.key, self.message),
-            None => write!(f, "{}: {}: {}", self.file.display(), self.key, self.message),
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
         }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 
@@ -100,6 +104,8 @@ pub struct ComponentSpec {
     pub type_name: String,
     /// The components (or `dlq`) it reads.
     pub inputs: Vec<String>,
+    /// A sink's `route`: which records it delivers (path → value or list of values).
+    pub route: Option<toml::Table>,
     /// Every other key, interpolated.
     pub options: toml::Table,
     /// Line of each key (options, `type`, `inputs`), for errors found when the component is built.
@@ -351,6 +357,7 @@ impl Parser<'_> {
         }
         let mut type_name = None;
         let mut inputs = Vec::new();
+        let mut route = None;
         let mut options = toml::Table::new();
         let mut option_lines = BTreeMap::new();
         for (key, value) in table.into_inner() {
@@ -362,6 +369,10 @@ impl Parser<'_> {
                 "type" => match value {
                     toml::Value::String(t) => type_name = Some(t),
                     _ => self.error(Some(at), format!("{prefix}.type"), "must be a string"),
+                },
+                "route" if role == Role::Sink => match value {
+                    toml::Value::Table(table) => route = Some(table),
+                    _ => self.error(Some(at), format!("{prefix}.route"), "must be a table of field paths to values"),
                 },
                 "inputs" => match value
                     .as_array()
@@ -387,7 +398,7 @@ impl Parser<'_> {
             }
             _ => {}
         }
-        Some(ComponentSpec { name, role, type_name, inputs, options, option_lines, line })
+        Some(ComponentSpec { name, role, type_name, inputs, route, options, option_lines, line })
     }
 
     fn check_graph(&mut self, components: &[ComponentSpec]) {

@@ -131,6 +131,8 @@ pub(crate) struct StageContext {
     /// Inputs: (topic, the progress of every stage that writes it).
     pub inputs: Vec<(String, Vec<Arc<StageProgress>>)>,
     pub output_topic: Option<String>,
+    /// A sink's route: only matching records are delivered.
+    pub route: Option<Arc<weir_operators::aggregate::Filter>>,
     pub shutdown: watch::Receiver<bool>,
     pub options: RunOptions,
     pub redact: Arc<dyn Fn(&str) -> String + Send + Sync>,
@@ -240,6 +242,7 @@ pub async fn run(
                 (topic, writers)
             })
             .collect();
+        let route = crate::components::route_filter(spec, config).map_err(|e| RunError::Config(e.to_string()))?;
         let context = StageContext {
             name: spec.name.clone(),
             role: spec.role,
@@ -249,6 +252,7 @@ pub async fn run(
             progress: progress[spec.name.as_str()].clone(),
             inputs,
             output_topic: spec.output_topic(),
+            route: route.map(Arc::new),
             shutdown: shutdown.clone(),
             options,
             redact: redact.clone(),

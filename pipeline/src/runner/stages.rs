@@ -432,7 +432,13 @@ pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
             Ok(None) => return,
             Err(e) => return cx.fail(e.to_string()),
         };
-        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        // Records outside the sink's route are skipped: read, not delivered, and committed.
+        let mut pending: Vec<usize> = match &cx.route {
+            None => (0..batch.len()).collect(),
+            Some(route) => (0..batch.len())
+                .filter(|&i| route.matches(&weir_sinks::encoding::value_to_json(&batch[i].record.value).1))
+                .collect(),
+        };
         let mut attempts = 0;
         let mut letters = Vec::new();
         let mut delivered = 0u64;
