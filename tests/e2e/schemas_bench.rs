@@ -56,3 +56,13 @@ fn bench_log_reports_rates_as_json_and_cleans_up() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the benchmark's directory is removed");
 }
+
+#[test]
+fn bench_hec_delivers_through_the_sink_to_a_local_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(weir(dir.path()).args(["bench", "hec", "--events", "300", "--batch", "50"]));
+    assert_ok(&output);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["events"], 300);
+    assert!(report["events_per_s"].as_f64().unwrap() > 0.0, "{report}");
+}

@@ -22,6 +22,22 @@ pub enum BenchCommand {
     Enrich(EnrichBenchArgs),
     /// Decide enriched events against a generated rule set (in-process, no log).
     Policy(PolicyBenchArgs),
+    /// Deliver events through the Splunk HEC sink to a local receiver on 127.0.0.1.
+    Hec(HecBenchArgs),
+}
+
+/// `weir bench hec`.
+#[derive(Debug, Args)]
+pub struct HecBenchArgs {
+    /// Events to deliver.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Events per request.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Gzip request bodies.
+    #[arg(long)]
+    pub gzip: bool,
 }
 
 /// `weir bench policy`.
@@ -79,6 +95,7 @@ pub struct LogBenchArgs {
 pub fn run(command: &BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => bench_log(args, data_dir),
+        BenchCommand::Hec(args) => bench_hec(args),
         BenchCommand::Policy(args) => {
             let report = weir_operators::policy::bench::run(args.events, args.rules);
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -163,4 +180,125 @@ fn bench_log(args: &LogBenchArgs, data_dir: &Path) -> anyhow::Result<()> {
 
 fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// Delivers Avro `IdentityActivity` events (normalized from a real Okta sample) through the
+/// Splunk HEC sink, on one thread, to a minimal HEC receiver on 127.0.0.1 that answers every
+/// request with success. The figure is the sink's own cost: decoding, building requests, HTTP.
+fn bench_hec(args: &HecBenchArgs) -> anyhow::Result<()> {
+    use weir_schemas::component::{MemoryState, Operator, Output, Sink};
+
+    let endpoint = local_hec_receiver()?;
+    let sample =
+        include_str!("../../../examples/data/okta_system_log.ndjson").lines().nth(1).context("the demo sample")?;
+    let envelope = weir_schemas::events::RawEnvelope {
+        source: "bench".into(),
+        vendor: "okta".into(),
+        received_at: 0,
+        cursor: None,
+        content_type: "application/json".into(),
+        payload: sample.as_bytes().to_vec(),
+    };
+    let input = weir_schemas::StoredRecord {
+        topic: "raw.bench".into(),
+        partition: 0,
+        offset: 0,
+        record: Record::new(0, weir_schemas::encode(&envelope)?),
+    };
+    let mut normalize = weir_operators::normalize::Normalize::new(Default::default())?;
+    let mut out = Output::default();
+    normalize.process(&input, &mut MemoryState::default(), &mut out).map_err(|e| anyhow::anyhow!(e.message))?;
+    let event = out.records.pop().context("the sample normalizes to one event")?;
+    let event_bytes = event.value.len();
+    let batch: Vec<weir_schemas::StoredRecord> = (0..args.batch.max(1))
+        .map(|i| weir_schemas::StoredRecord {
+            topic: "events".into(),
+            partition: 0,
+            offset: i as u64,
+            record: event.clone().with_header("weir-id", format!("bench/{i}")),
+        })
+        .collect();
+    let config: weir_sinks::siem::splunk_hec::SplunkHecConfig = toml::from_str(&format!(
+        "endpoint = \"{endpoint}\"\ntoken = \"bench-token\"\ngzip = {}\nbatch_max_events = {}\n",
+        args.gzip,
+        args.batch.max(1)
+    ))?;
+    let mut sink = weir_sinks::siem::splunk_hec::SplunkHecSink::new(config)
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.message))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let started = Instant::now();
+    let mut delivered = 0usize;
+    runtime.block_on(async {
+        while delivered < args.events {
+            let n = (args.events - delivered).min(batch.len());
+            let failures = sink.deliver(&batch[..n]).await.map_err(|e| anyhow::anyhow!(e.message))?;
+            anyhow::ensure!(failures.is_empty(), "the local receiver refused events: {failures:?}");
+            delivered += n;
+        }
+        Ok(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let report = json!({
+        "events": delivered,
+        "batch": args.batch.max(1),
+        "gzip": args.gzip,
+        "event_avro_bytes": event_bytes,
+        "seconds": round(seconds),
+        "events_per_s": round(delivered as f64 / seconds),
+        "avro_mb_per_s": round((delivered * event_bytes) as f64 / 1e6 / seconds),
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// A minimal HEC endpoint on 127.0.0.1 for the benchmark: reads each HTTP/1.1 request (keeping
+/// the connection alive) and answers `{"text":"Success","code":0}`. Its threads end with the
+/// process.
+fn local_hec_receiver() -> anyhow::Result<String> {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the local receiver")?;
+    let address = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = match stream.try_clone() {
+                    Ok(writer) => writer,
+                    Err(_) => return,
+                };
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let reply = "{\"text\":\"Success\",\"code\":0}";
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(format!("http://{address}"))
 }
