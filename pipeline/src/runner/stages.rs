@@ -51,13 +51,18 @@ async fn retry_wait(cx: &mut StageContext, backoff: &mut ExponentialBackoff, err
     cx.sleep(delay).await
 }
 
+/// Groups records by the partition of their key, keeping their order within a partition.
+fn by_partition(cx: &StageContext, topic: &str, records: Vec<Record>) -> BTreeMap<u32, Vec<Record>> {
+    let mut groups: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
+    for record in records {
+        groups.entry(partition_for_key(record.key.as_deref(), cx.partitions(topic))).or_default().push(record);
+    }
+    groups
+}
+
 /// Appends records to a topic, each to the partition of its key, in order within a partition.
 async fn append_partitioned(cx: &StageContext, topic: &str, records: Vec<Record>) -> Result<(), LogError> {
-    let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
-    for record in records {
-        by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions(topic))).or_default().push(record);
-    }
-    for (partition, records) in by_partition {
+    for (partition, records) in by_partition(cx, topic, records) {
         cx.log.append(topic, partition, &records).await?;
     }
     Ok(())
@@ -73,11 +78,7 @@ async fn append_outputs(
     guard: &mut ReplayGuard,
     produced: &mut BTreeMap<(String, u32), u64>,
 ) -> Result<(), LogError> {
-    let mut by_partition: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
-    for record in records {
-        by_partition.entry(partition_for_key(record.key.as_deref(), cx.partitions(topic))).or_default().push(record);
-    }
-    for (partition, records) in by_partition {
+    for (partition, records) in by_partition(cx, topic, records) {
         let records = guard.filter(cx, topic, partition, records);
         let end = if records.is_empty() {
             cx.log.offsets(topic, partition).await?.end

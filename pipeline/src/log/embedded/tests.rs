@@ -45,6 +45,18 @@ fn read_all(log: &EmbeddedLog, topic: &str, from: u64) -> Vec<(u64, Record)> {
     }
 }
 
+/// A log with topic `t` holding 20 records in batches of 5, closed; returns its directory and
+/// its active segment file.
+fn closed_log_of_20_records() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
+    log.ensure_topic_blocking("t", 1).unwrap();
+    append_n(&log, "t", 20, 5);
+    drop(log);
+    let path = active_segment_path(dir.path(), "t");
+    (dir, path)
+}
+
 fn active_segment_path(dir: &Path, topic: &str) -> std::path::PathBuf {
     let partition = dir.join("log").join(topic).join("0");
     let mut logs: Vec<_> = std::fs::read_dir(&partition)
@@ -127,12 +139,7 @@ fn a_torn_tail_is_cut_off_on_open() {
 
 #[test]
 fn a_half_written_last_batch_is_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
-    log.ensure_topic_blocking("t", 1).unwrap();
-    append_n(&log, "t", 20, 5);
-    drop(log);
-    let path = active_segment_path(dir.path(), "t");
+    let (dir, path) = closed_log_of_20_records();
     let len = std::fs::metadata(&path).unwrap().len();
     OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 10).unwrap();
     let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
@@ -141,12 +148,7 @@ fn a_half_written_last_batch_is_cut_off() {
 
 #[test]
 fn corruption_in_the_middle_of_the_active_segment_fails_the_open_with_file_and_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
-    log.ensure_topic_blocking("t", 1).unwrap();
-    append_n(&log, "t", 20, 5);
-    drop(log);
-    let path = active_segment_path(dir.path(), "t");
+    let (dir, path) = closed_log_of_20_records();
     flip_byte(&path, 60);
     match EmbeddedLog::open(dir.path(), EmbeddedConfig::default()) {
         Err(LogError::Corrupt { file, position, reason }) => {
@@ -163,12 +165,7 @@ fn corruption_in_the_middle_of_the_active_segment_fails_the_open_with_file_and_p
 
 #[test]
 fn a_damaged_length_field_is_corruption_not_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
-    log.ensure_topic_blocking("t", 1).unwrap();
-    append_n(&log, "t", 20, 5);
-    drop(log);
-    let path = active_segment_path(dir.path(), "t");
+    let (dir, path) = closed_log_of_20_records();
     let len = std::fs::metadata(&path).unwrap().len();
     // The first batch's length (bytes 8..12, outside its CRC) now claims to run past the end.
     flip_byte(&path, 11);
