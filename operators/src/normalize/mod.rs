@@ -26,7 +26,7 @@ mod tests;
 
 use serde::Deserialize;
 use weir_schemas::component::{ComponentError, Operator, Output, State};
-use weir_schemas::events::{Identity, IdentityActivity, RawEnvelope};
+use weir_schemas::events::{Identity, RawEnvelope, SecurityEvent};
 use weir_schemas::record::{Record, StoredRecord};
 
 /// The `[operators.NAME]` options of a `type = "normalize"` operator.
@@ -87,7 +87,7 @@ struct Origin<'a> {
 #[derive(Debug, Default)]
 struct Mapped {
     /// Typed events, in the order the payload holds them.
-    events: Vec<IdentityActivity>,
+    events: Vec<SecurityEvent>,
     /// Directory snapshots, in the order the payload holds them.
     identities: Vec<Identity>,
     /// Why some or all of the payload was not mapped.
@@ -96,8 +96,8 @@ struct Mapped {
 
 impl Mapped {
     /// The payload mapped to one event.
-    fn one(event: IdentityActivity) -> Mapped {
-        Mapped { events: vec![event], ..Mapped::default() }
+    fn one(event: impl Into<SecurityEvent>) -> Mapped {
+        Mapped { events: vec![event.into()], ..Mapped::default() }
     }
 
     /// The payload mapped to one directory snapshot.
@@ -166,13 +166,14 @@ impl Operator for Normalize {
             Vendor::Okta => okta::normalize(&envelope.payload, &origin),
         };
         for event in mapped.events {
-            match weir_schemas::encode(&event) {
+            match event.encode() {
                 Ok(value) => out.emit(event_record(&event, value)),
                 Err(e) => out.reject(
                     format!(
-                        "{} event {}: cannot encode its IdentityActivity: {e}",
+                        "{} event {}: cannot encode its {}: {e}",
                         vendor.name(),
-                        brief(&event.metadata.uid)
+                        brief(&event.metadata().uid),
+                        event.schema_name()
                     ),
                     original,
                 ),
@@ -194,13 +195,31 @@ impl Operator for Normalize {
     }
 }
 
-/// The output record of a typed event: timestamped with the event time, keyed by the actor's user
-/// id (else login), unkeyed when the event names no actor.
-fn event_record(event: &IdentityActivity, value: Vec<u8>) -> Record {
-    let record = Record::new(event.time, value);
-    match event.actor.uid.as_ref().or(event.actor.name.as_ref()) {
-        Some(actor) => record.with_key(actor.as_bytes()),
+/// The output record of a typed event: timestamped with the event time and keyed by
+/// [`event_key`], so that enrichment state can be partitioned by who or what the event is about.
+fn event_record(event: &SecurityEvent, value: Vec<u8>) -> Record {
+    let record = Record::new(event.time(), value);
+    match event_key(event) {
+        Some(key) => record.with_key(key.as_bytes()),
         None => record,
+    }
+}
+
+/// The partition key of a typed event: the acting user's id (else login) for user activity, the
+/// device id for endpoint events, the resource id for resource changes; `None` when the event
+/// names none of them.
+fn event_key(event: &SecurityEvent) -> Option<&str> {
+    fn user(user: &weir_schemas::events::User) -> Option<&str> {
+        user.uid.as_deref().or(user.name.as_deref())
+    }
+    match event {
+        SecurityEvent::Identity(e) => user(&e.actor),
+        SecurityEvent::App(e) => user(&e.user),
+        SecurityEvent::AppAlert(e) => user(&e.user),
+        SecurityEvent::EndpointDetection(e) => e.device.uid.as_deref(),
+        SecurityEvent::DeviceInventory(e) => e.device.uid.as_deref(),
+        SecurityEvent::CloudApi(e) => user(&e.actor.user),
+        SecurityEvent::ResourceChange(e) => Some(e.resource.uid.as_str()),
     }
 }
 

@@ -152,7 +152,7 @@ fn hook_delivery(text: &str, delivery: &Value, origin: &Origin<'_>) -> Mapped {
     for (index, raw) in raw_events.iter().enumerate() {
         let event = serde_json::from_str::<Value>(raw.get()).map_err(|e| format!("okta event is not JSON: {e}"));
         match event.and_then(|event| map_event(&event, raw.get(), origin)) {
-            Ok(event) => mapped.events.push(event),
+            Ok(event) => mapped.events.push(event.into()),
             Err(reason) => failures.push(format!("events[{index}]: {reason}")),
         }
     }

@@ -507,6 +507,26 @@ macro_rules! each_event {
     };
 }
 
+macro_rules! into_security_event {
+    ($($variant:ident($event:ty)),* $(,)?) => {
+        $(impl From<$event> for SecurityEvent {
+            fn from(event: $event) -> SecurityEvent {
+                SecurityEvent::$variant(event)
+            }
+        })*
+    };
+}
+
+into_security_event!(
+    Identity(IdentityActivity),
+    App(AppActivity),
+    AppAlert(AppAlert),
+    EndpointDetection(EndpointDetection),
+    DeviceInventory(DeviceInventory),
+    CloudApi(CloudApiActivity),
+    ResourceChange(ResourceChange),
+);
+
 impl SecurityEvent {
     /// Decodes whichever typed security event the single-object encoded `bytes` hold.
     pub fn decode(bytes: &[u8]) -> Result<SecurityEvent, SchemaError> {

@@ -1,5 +1,5 @@
-//! Tests of the normalize operator: golden files of real vendor samples, then one unit test per
-//! mapping rule and per kind of bad input.
+//! Okta: golden files of real vendor samples, then one unit test per mapping rule and per kind of
+//! bad input.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use weir_schemas::component::{MemoryState, Operator, Output};
 use weir_schemas::events::{Identity, IdentityActivity, RawEnvelope, User};
 use weir_schemas::record::{Record, StoredRecord};
 
-use super::{brief, Normalize, NormalizeConfig, NormalizeConfigError};
+use crate::normalize::{brief, Normalize, NormalizeConfig, NormalizeConfigError};
 
 /// An input record at `raw.okta/0/<offset>` holding `payload` in an envelope from `vendor`.
 fn input(vendor: &str, payload: &[u8], offset: u64) -> StoredRecord {
@@ -515,7 +515,7 @@ fn event_hook_delivery_with_a_bad_event_emits_the_others_and_rejects_once() {
 
 #[test]
 fn okta_devdocs_example_with_an_invalid_date_is_rejected() {
-    let sample = include_bytes!("../../tests/golden/okta/devdocs_logevent_example.json");
+    let sample = include_bytes!("../../../tests/golden/okta/devdocs_logevent_example.json");
     let reason = rejection(&input("okta", sample, 0));
     assert!(
         reason.starts_with(
@@ -601,7 +601,7 @@ fn reasons_quote_vendor_text_briefly() {
 
 #[test]
 fn same_input_gives_identical_bytes() {
-    let sample = include_bytes!("../../tests/golden/okta/devdocs_event_hook_delivery.json");
+    let sample = include_bytes!("../../../tests/golden/okta/devdocs_event_hook_delivery.json");
     let record = input("okta", sample, 5);
     let first = run(&record);
     let second = run(&record);
