@@ -2,9 +2,7 @@
 //! bad input.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{json, Value};
 use weir_schemas::component::{MemoryState, Operator, Output};
 use weir_schemas::events::{Identity, IdentityActivity, RawEnvelope, User};
@@ -123,105 +121,10 @@ fn expected_target_user() -> User {
 
 // ---- golden files ----
 
-/// Directory of the Okta golden files.
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/okta")
-}
-
-/// One entry of an expected file: an emitted event, or a rejected input with its reason.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum GoldenEntry {
-    Event(Box<IdentityActivity>),
-    Rejected { rejected: String },
-}
-
-/// Golden files: every vendor sample in `operators/tests/golden/okta/` (`<name>.ndjson`: one
-/// envelope per non-empty line; `<name>.json`: the whole file as one envelope, offsets counting
-/// from 0 on topic `raw.okta`) runs through [`Normalize`], and the outputs, in order, are compared
-/// exactly with `<name>-expected.json`: a pretty JSON array of the decoded `IdentityActivity`
-/// values, with `{"rejected": "<reason>"}` for input sent to the dead-letter topic.
-///
-/// Set `WEIR_UPDATE_GOLDEN=1` to rewrite the expected files from the current output
-/// (`WEIR_UPDATE_GOLDEN=1 cargo test -p weir-operators golden`), then review the diff by eye: the
-/// expected files must be right, not merely what the code does.
+/// Every Okta sample in `operators/tests/golden/okta/` maps exactly as its expected file says.
 #[test]
 fn golden_files_match() {
-    let update = std::env::var_os("WEIR_UPDATE_GOLDEN").is_some_and(|v| v == "1");
-    let mut inputs: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .expect("golden directory exists")
-        .map(|entry| entry.expect("readable directory entry").path())
-        .filter(|path| {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            (name.ends_with(".ndjson") || name.ends_with(".json")) && !name.ends_with("-expected.json")
-        })
-        .collect();
-    inputs.sort();
-    assert!(!inputs.is_empty(), "no golden inputs in {}", golden_dir().display());
-
-    let mut mismatches = Vec::new();
-    for path in &inputs {
-        let bytes = std::fs::read(path).expect("readable golden input");
-        let payloads: Vec<&[u8]> = if path.extension().is_some_and(|e| e == "ndjson") {
-            bytes.split(|&b| b == b'\n').filter(|line| !line.iter().all(u8::is_ascii_whitespace)).collect()
-        } else {
-            vec![&bytes]
-        };
-        let mut entries = Vec::new();
-        for (offset, payload) in payloads.iter().enumerate() {
-            let out = run(&input("okta", payload, offset as u64));
-            entries.extend(events(&out).into_iter().map(|event| GoldenEntry::Event(Box::new(event))));
-            entries.extend(out.rejected.into_iter().map(|r| GoldenEntry::Rejected { rejected: r.reason }));
-        }
-        let actual = serde_json::to_string_pretty(&entries).expect("serializable") + "\n";
-
-        let stem = path.file_stem().and_then(|s| s.to_str()).expect("UTF-8 file name");
-        let expected_path = path.with_file_name(format!("{stem}-expected.json"));
-        if update {
-            std::fs::write(&expected_path, &actual).expect("writable expected file");
-            continue;
-        }
-        match std::fs::read_to_string(&expected_path) {
-            Ok(expected) => {
-                if let Some(diff) = first_difference(&expected, &actual) {
-                    mismatches.push(format!("{}:\n{diff}", expected_path.display()));
-                }
-            }
-            Err(e) => mismatches.push(format!("{}: cannot read it: {e}", expected_path.display())),
-        }
-    }
-    assert!(
-        mismatches.is_empty(),
-        "golden output differs (rerun with WEIR_UPDATE_GOLDEN=1 to rewrite, then review the diff):\n\n{}",
-        mismatches.join("\n\n")
-    );
-}
-
-/// The first differing line of two texts with a little context, or `None` when they are equal.
-fn first_difference(expected: &str, actual: &str) -> Option<String> {
-    if expected == actual {
-        return None;
-    }
-    let (expected_lines, actual_lines): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    let at = expected_lines.iter().zip(&actual_lines).take_while(|(e, a)| e == a).count();
-    let context = |lines: &[&str]| {
-        lines
-            .iter()
-            .enumerate()
-            .skip(at.saturating_sub(3))
-            .take(7)
-            .map(|(i, l)| format!("  {:>5} {l}", i + 1))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    Some(format!(
-        "first difference at line {} (expected {} lines, got {}):\n--- expected\n{}\n+++ actual\n{}",
-        at + 1,
-        expected_lines.len(),
-        actual_lines.len(),
-        context(&expected_lines),
-        context(&actual_lines)
-    ))
+    super::check_golden_files("okta");
 }
 
 // ---- mappings ----
