@@ -38,20 +38,22 @@ pub(super) fn normalize_input(input: &StoredRecord) -> Output {
 
 /// An output record decoded for a golden file: a typed event, or a directory snapshot.
 enum Decoded {
-    Event(SecurityEvent),
-    Identity(Identity),
+    Event(Box<SecurityEvent>),
+    Identity(Box<Identity>),
 }
 
 impl Serialize for Decoded {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Decoded::Event(SecurityEvent::Identity(e)) => e.serialize(serializer),
-            Decoded::Event(SecurityEvent::App(e)) => e.serialize(serializer),
-            Decoded::Event(SecurityEvent::AppAlert(e)) => e.serialize(serializer),
-            Decoded::Event(SecurityEvent::EndpointDetection(e)) => e.serialize(serializer),
-            Decoded::Event(SecurityEvent::DeviceInventory(e)) => e.serialize(serializer),
-            Decoded::Event(SecurityEvent::CloudApi(e)) => e.serialize(serializer),
-            Decoded::Event(SecurityEvent::ResourceChange(e)) => e.serialize(serializer),
+            Decoded::Event(event) => match event.as_ref() {
+                SecurityEvent::Identity(e) => e.serialize(serializer),
+                SecurityEvent::App(e) => e.serialize(serializer),
+                SecurityEvent::AppAlert(e) => e.serialize(serializer),
+                SecurityEvent::EndpointDetection(e) => e.serialize(serializer),
+                SecurityEvent::DeviceInventory(e) => e.serialize(serializer),
+                SecurityEvent::CloudApi(e) => e.serialize(serializer),
+                SecurityEvent::ResourceChange(e) => e.serialize(serializer),
+            },
             Decoded::Identity(identity) => identity.serialize(serializer),
         }
     }
@@ -103,10 +105,10 @@ pub(super) fn check_golden_files(vendor: &str) {
             let out = normalize_input(&vendor_input(vendor, payload, offset as u64));
             for record in &out.records {
                 let output = match SecurityEvent::decode(&record.value) {
-                    Ok(event) => Decoded::Event(event),
-                    Err(_) => Decoded::Identity(
+                    Ok(event) => Decoded::Event(Box::new(event)),
+                    Err(_) => Decoded::Identity(Box::new(
                         weir_schemas::decode(&record.value).expect("outputs are typed events or identities"),
-                    ),
+                    )),
                 };
                 entries.push(GoldenEntry::Output(output));
             }
