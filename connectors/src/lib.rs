@@ -5,4 +5,8 @@
 //! resumes from the cursor the runner committed. One folder per connector, the same files in
 //! each: `config.rs` (what the user writes), `source.rs` (the connector), `tests.rs`.
 
+pub mod batch;
+pub mod cursor;
 pub mod file;
+pub mod http;
+pub mod push;

@@ -80,6 +80,17 @@ pub enum SourcePoll {
     Finished,
 }
 
+/// What a source knows for its metrics beyond what the runner counts itself (records, bytes,
+/// dead letters, the runner's own retries).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Requests the source sent again after a retryable failure inside its polls, so far.
+    pub retries: u64,
+    /// How far the source has read, as event time (ms since the Unix epoch): `now - cursor_time`
+    /// is its lag. `None` when it does not know.
+    pub cursor_time_ms: Option<i64>,
+}
+
 /// A source connector: pulls or receives vendor events.
 #[async_trait]
 pub trait Source: Send {
@@ -92,6 +103,11 @@ pub trait Source: Send {
     /// The last batch polled is durable on the log and its cursor is persisted.
     async fn committed(&mut self, _cursor: Option<&str>) -> Result<(), ComponentError> {
         Ok(())
+    }
+
+    /// Its metrics so far (read by the runner after every poll).
+    fn stats(&self) -> SourceStats {
+        SourceStats::default()
     }
 }
 

@@ -5,12 +5,14 @@
 //! - [`events`]: Rust types for every schema;
 //! - [`compat`]: backward-compatibility checks between schema versions;
 //! - [`record`]: the record every topic holds;
-//! - [`component`]: the `Source`, `Operator` and `Sink` traits.
+//! - [`component`]: the `Source`, `Operator` and `Sink` traits;
+//! - [`net`]: what networked components share: secrets, `Retry-After`, reasons from bodies.
 
 pub mod avro;
 pub mod compat;
 pub mod component;
 pub mod events;
+pub mod net;
 pub mod record;
 
 pub use avro::{decode, encode, AvroRecord, SchemaError};

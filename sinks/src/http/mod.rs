@@ -20,7 +20,6 @@ mod classify;
 mod client;
 mod config;
 mod limit;
-mod secret;
 #[cfg(test)]
 mod tests;
 
@@ -28,4 +27,4 @@ pub use classify::{classify, parse_retry_after, truncate_reason, FailureClass, H
 pub use client::{build_client, gzip, HttpDelivery, Reply};
 pub use config::{InvalidConfig, RequestConfig};
 pub use limit::{CircuitBreaker, TokenBucket};
-pub use secret::Secret;
+pub use weir_schemas::net::Secret;
