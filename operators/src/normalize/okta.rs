@@ -57,21 +57,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use weir_schemas::events::ocsf;
 use weir_schemas::events::{App, Endpoint, Identity, IdentityActivity, Location, Metadata, User};
 
-use super::{brief, Mapped, Origin};
+use super::{batch_reason, brief, epoch_millis, kind, looks_like_email, non_empty_str, owned, str_at, Mapped, Origin};
 
 /// The vendor name of Okta envelopes (`RawEnvelope::vendor`).
 pub(super) const VENDOR: &str = "okta";
 
 /// The `eventType` of an event-hook delivery.
 const EVENT_HOOK_TYPE: &str = "com.okta.event_hook";
-
-/// How many failed events of one hook delivery a reason describes; the rest are counted.
-const REASONS_PER_DELIVERY: usize = 3;
 
 /// Fields kept in `unmapped` when present: (dotted path, JSON pointer).
 const UNMAPPED: &[(&str, &str)] = &[
@@ -156,19 +151,7 @@ fn hook_delivery(text: &str, delivery: &Value, origin: &Origin<'_>) -> Mapped {
             Err(reason) => failures.push(format!("events[{index}]: {reason}")),
         }
     }
-    if !failures.is_empty() {
-        let (failed, total) = (failures.len(), raw_events.len());
-        let summary = if failed == total {
-            format!("{what}: all {total} events rejected")
-        } else {
-            format!("{what}: {failed} of {total} events rejected, the other {} emitted", total - failed)
-        };
-        let mut reason = format!("{summary}: {}", failures[..failed.min(REASONS_PER_DELIVERY)].join("; "));
-        if failed > REASONS_PER_DELIVERY {
-            reason.push_str(&format!("; and {} more", failed - REASONS_PER_DELIVERY));
-        }
-        mapped.rejected = Some(reason);
-    }
+    mapped.rejected = batch_reason(&what, "events", &failures, raw_events.len());
     mapped
 }
 
@@ -353,12 +336,6 @@ fn status_id(result: Option<&str>) -> i32 {
     }
 }
 
-/// Milliseconds since the Unix epoch of an RFC 3339 time, or why it is not one.
-fn epoch_millis(text: &str) -> Result<i64, String> {
-    let time = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| e.to_string())?;
-    i64::try_from(time.unix_timestamp_nanos().div_euclid(1_000_000)).map_err(|_| "out of range".to_string())
-}
-
 /// An Okta actor or target (`{id, type, alternateId, displayName}`) as a user: the login
 /// (`alternateId`) is the name, and the email too when it looks like one.
 fn user(entity: &Value) -> User {
@@ -403,48 +380,7 @@ fn unmapped(event: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The non-empty string at a JSON pointer.
-fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value.pointer(pointer).and_then(non_empty_str)
-}
-
-/// A JSON string that is not empty.
-fn non_empty_str(value: &Value) -> Option<&str> {
-    value.as_str().filter(|s| !s.is_empty())
-}
-
 /// Drops Okta's placeholder for a value it does not have.
 fn known(text: Option<&str>) -> Option<&str> {
     text.filter(|text| !text.is_empty() && *text != "unknown")
-}
-
-/// An owned copy of optional text.
-fn owned(text: Option<&str>) -> Option<String> {
-    text.map(str::to_string)
-}
-
-/// Whether a login is an email address: `local@domain.tld`, no spaces.
-fn looks_like_email(login: &str) -> bool {
-    match login.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.contains('@')
-                && !login.contains(char::is_whitespace)
-                && domain.split('.').count() >= 2
-                && domain.split('.').all(|label| !label.is_empty())
-        }
-        None => false,
-    }
-}
-
-/// What kind of JSON value this is, for reasons.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -11,6 +11,11 @@ use weir_schemas::record::{Record, StoredRecord};
 
 use crate::normalize::{Normalize, NormalizeConfig};
 
+mod aws;
+mod azure;
+mod crowdstrike;
+mod gcp;
+mod netskope;
 mod okta;
 
 /// An input record at `raw.<vendor>/0/<offset>` holding `payload` in an envelope from `vendor`
