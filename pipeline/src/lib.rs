@@ -6,4 +6,5 @@ pub mod components;
 pub mod config;
 pub mod log;
 pub mod runner;
+pub mod server;
 pub mod store;

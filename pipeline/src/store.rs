@@ -145,6 +145,19 @@ impl Store {
         Ok(value.map(|v| v.value().to_string()))
     }
 
+    /// Forgets a source's cursor, so its next run starts as on first start. True when there was
+    /// one.
+    pub fn reset_cursor(&self, source: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.error("starting a transaction", e))?;
+        let removed = {
+            let mut cursors = txn.open_table(CURSORS).map_err(|e| self.error("opening cursors", e))?;
+            let removed = cursors.remove(source).map_err(|e| self.error("removing a cursor", e))?;
+            removed.is_some()
+        };
+        txn.commit().map_err(|e| self.error("committing", e))?;
+        Ok(removed)
+    }
+
     /// A committed state value.
     pub fn state(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;

@@ -1,5 +1,6 @@
 //! `weir state get | list`: look at operators' keyed state (tables are named
-//! `<operator>/<table>`, e.g. `enrich/identities`).
+//! `<operator>/<table>`, e.g. `enrich/identities`); `weir state cursor | reset-cursor`: look at
+//! or forget a source's cursor.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,17 @@ pub enum StateCommand {
     Get(GetArgs),
     /// List the entries of TABLE, in key order.
     List(ListArgs),
+    /// Print SOURCE's committed cursor (where it resumes).
+    Cursor(CursorArgs),
+    /// Forget SOURCE's cursor: its next run starts as on first start (stop the pipeline first).
+    ResetCursor(CursorArgs),
+}
+
+/// `weir state cursor | reset-cursor`.
+#[derive(Debug, Args)]
+pub struct CursorArgs {
+    /// The source's name.
+    pub source: String,
 }
 
 /// `weir state get`.
@@ -94,6 +106,17 @@ pub fn run(command: &StateCommand, data_dir: &Path) -> anyhow::Result<()> {
             })?;
             if printed == 0 {
                 eprintln!("state table `{}` is empty or does not exist", args.table);
+            }
+        }
+        StateCommand::Cursor(args) => match store.cursor(&args.source)? {
+            Some(cursor) => println!("{cursor}"),
+            None => bail!("source `{}` has no committed cursor", args.source),
+        },
+        StateCommand::ResetCursor(args) => {
+            if store.reset_cursor(&args.source)? {
+                println!("source `{}` will start afresh on its next run", args.source);
+            } else {
+                bail!("source `{}` has no committed cursor", args.source);
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The pipeline config: one TOML file with `[log]`, `[sources.NAME]`, `[operators.NAME]` and
-//! `[sinks.NAME]`.
+//! The pipeline config: one TOML file with `[log]`, `[server]`, `[sources.NAME]`,
+//! `[operators.NAME]` and `[sinks.NAME]`.
 //!
 //! ```toml
 //! [log]
@@ -143,6 +143,14 @@ pub struct LogConfig {
     pub embedded: EmbeddedConfig,
 }
 
+/// The `[server]` table: Weir's HTTP server, for sources that receive pushed events (their
+/// `path`s) and for `/metrics` and `/health`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8686`.
+    pub listen: std::net::SocketAddr,
+}
+
 /// A parsed, checked pipeline config.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineConfig {
@@ -150,6 +158,8 @@ pub struct PipelineConfig {
     pub path: PathBuf,
     /// The `[log]` table.
     pub log: LogConfig,
+    /// The `[server]` table, if any.
+    pub server: Option<ServerConfig>,
     /// Every component, sources first, then operators, then sinks, each by name.
     pub components: Vec<ComponentSpec>,
     /// Values taken from the environment, so errors can hide them.
@@ -245,6 +255,8 @@ struct Document {
     #[serde(default)]
     log: Option<Spanned<SpannedTable>>,
     #[serde(default)]
+    server: Option<Spanned<SpannedTable>>,
+    #[serde(default)]
     sources: BTreeMap<Spanned<String>, Spanned<SpannedTable>>,
     #[serde(default)]
     operators: BTreeMap<Spanned<String>, Spanned<SpannedTable>>,
@@ -281,6 +293,7 @@ impl Parser<'_> {
             }
         };
         let log = self.log_section(document.log);
+        let server = self.server_section(document.server);
         let mut components = Vec::new();
         for (role, section) in
             [(Role::Source, document.sources), (Role::Operator, document.operators), (Role::Sink, document.sinks)]
@@ -292,7 +305,41 @@ impl Parser<'_> {
             }
         }
         self.check_graph(&components);
-        Some(PipelineConfig { path: self.path.to_path_buf(), log, components, secrets: self.secrets.clone() })
+        Some(PipelineConfig { path: self.path.to_path_buf(), log, server, components, secrets: self.secrets.clone() })
+    }
+
+    fn server_section(&mut self, section: Option<Spanned<SpannedTable>>) -> Option<ServerConfig> {
+        let section = section?;
+        let section_start = section.span().start;
+        let mut listen = None;
+        let mut listen_given = false;
+        for (key, value) in section.into_inner() {
+            let at = key.span().start;
+            let key = key.into_inner();
+            let value = self.interpolate(value, &format!("server.{key}"));
+            match key.as_str() {
+                "listen" => {
+                    listen_given = true;
+                    match value.as_str().map(str::parse::<std::net::SocketAddr>) {
+                        Some(Ok(addr)) => listen = Some(addr),
+                        _ => self.error(
+                            Some(at),
+                            "server.listen",
+                            "must be an address with a port, e.g. \"127.0.0.1:8686\"",
+                        ),
+                    }
+                }
+                _ => self.error(Some(at), format!("server.{key}"), "unknown option (known: listen)"),
+            }
+        }
+        if !listen_given {
+            self.error(
+                Some(section_start),
+                "server.listen",
+                "missing: the address to listen on, e.g. \"127.0.0.1:8686\"",
+            );
+        }
+        listen.map(|listen| ServerConfig { listen })
     }
 
     fn log_section(&mut self, section: Option<Spanned<SpannedTable>>) -> LogConfig {

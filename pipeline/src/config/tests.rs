@@ -143,3 +143,21 @@ fn redaction_replaces_the_longest_secret_first() {
     let secrets = vec!["abc".to_string(), "abcdef".to_string()];
     assert_eq!(redact("token=abcdef", &secrets), "token=***");
 }
+
+#[test]
+fn the_server_table_takes_a_listen_address() {
+    let config = parse(&format!("[server]\nlisten = \"127.0.0.1:8686\"\n{GOOD}")).unwrap();
+    assert_eq!(config.server.map(|s| s.listen.to_string()).as_deref(), Some("127.0.0.1:8686"));
+    assert_eq!(parse(GOOD).unwrap().server, None);
+    assert_eq!(
+        errors(&format!("[server]\nlisten = \"localhost\"\nport = 1\n{GOOD}")),
+        vec![
+            "p.toml:2: server.listen: must be an address with a port, e.g. \"127.0.0.1:8686\"",
+            "p.toml:3: server.port: unknown option (known: listen)",
+        ]
+    );
+    assert_eq!(
+        errors(&format!("[server]\n{GOOD}")),
+        vec!["p.toml:1: server.listen: missing: the address to listen on, e.g. \"127.0.0.1:8686\""]
+    );
+}

@@ -15,12 +15,13 @@
 //!
 //! Stages read from the log at their own pace, so a slow sink builds lag on disk, not in memory.
 
+mod metrics;
 mod replay;
 mod stages;
 mod state;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ pub enum RunError {
 pub enum Component {
     /// A source.
     Source(Box<dyn Source>),
+    /// A source that receives pushed events on Weir's HTTP server.
+    PushSource(Box<dyn Source>, crate::server::Endpoint),
     /// An operator.
     Operator(Box<dyn Operator>),
     /// A sink.
@@ -59,7 +62,7 @@ pub enum Component {
 }
 
 /// Counters and status of one stage, shared between its task and the summary.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StageProgress {
     /// Records read (operators, sinks) or received (sources).
     pub records_in: AtomicU64,
@@ -67,12 +70,41 @@ pub struct StageProgress {
     pub records_out: AtomicU64,
     /// Records sent to `dlq`.
     pub dead_lettered: AtomicU64,
-    /// Retries after retryable errors.
+    /// Retries after retryable errors (the runner's).
     pub retries: AtomicU64,
+    /// Sources: bytes of the raw records appended.
+    pub bytes_in: AtomicU64,
+    /// Sources: requests the source itself retried (inside its polls).
+    pub source_retries: AtomicU64,
+    /// Sources: the event time (ms) the cursor has reached; `i64::MIN` when unknown.
+    pub cursor_time_ms: AtomicI64,
     /// Set once the stage will produce nothing more in this run.
     pub done: AtomicBool,
     /// Why the stage stopped, if it failed.
     pub failure: Mutex<Option<String>>,
+}
+
+impl Default for StageProgress {
+    fn default() -> Self {
+        StageProgress {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            source_retries: AtomicU64::new(0),
+            cursor_time_ms: AtomicI64::new(i64::MIN),
+            done: AtomicBool::new(false),
+            failure: Mutex::new(None),
+        }
+    }
+}
+
+impl StageProgress {
+    /// Every retry: the runner's and the source's own.
+    pub fn all_retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed) + self.source_retries.load(Ordering::Relaxed)
+    }
 }
 
 /// One stage's line in the end-of-run summary.
@@ -221,12 +253,45 @@ pub async fn run(
         .filter(|c| !c.inputs.iter().any(|i| i == DLQ_TOPIC))
         .map(|c| progress[c.name.as_str()].clone())
         .collect();
+    let mut endpoints = Vec::new();
+    let mut components = components;
+    for (name, component) in std::mem::take(&mut components) {
+        match component {
+            Component::PushSource(source, endpoint) => {
+                endpoints.push(endpoint);
+                components.insert(name, Component::Source(source));
+            }
+            other => {
+                components.insert(name, other);
+            }
+        }
+    }
+    let server = match &config.server {
+        Some(server) => {
+            let stages: Vec<(String, &'static str, String, Arc<StageProgress>)> = config
+                .components
+                .iter()
+                .map(|c| (c.name.clone(), role_name(c.role), c.type_name.clone(), progress[c.name.as_str()].clone()))
+                .collect();
+            let render = Arc::new(move || metrics::render(&stages, now_ms()));
+            let handle = crate::server::start(server.listen, endpoints, render, shutdown.clone())
+                .await
+                .map_err(|e| RunError::Config(format!("[server] cannot listen on {}: {e}", server.listen)))?;
+            Some(handle)
+        }
+        None if !endpoints.is_empty() => {
+            return Err(RunError::Config(format!(
+                "source {} receives pushed events but the config has no [server] table to receive them on",
+                endpoints[0].source
+            )))
+        }
+        None => None,
+    };
     let secrets = config.secrets.clone();
     let redact: Arc<dyn Fn(&str) -> String + Send + Sync> =
         Arc::new(move |text: &str| crate::config::redact(text, &secrets));
 
     let mut tasks = tokio::task::JoinSet::new();
-    let mut components = components;
     for spec in &config.components {
         let Some(component) = components.remove(&spec.name) else { continue };
         let inputs = spec
@@ -262,7 +327,9 @@ pub async fn run(
             // `--until-idle` never wait for it forever.
             let _done = DoneGuard(context.progress.clone());
             match component {
-                Component::Source(source) => stages::run_source(context, source).await,
+                Component::Source(source) | Component::PushSource(source, _) => {
+                    stages::run_source(context, source).await
+                }
                 Component::Operator(operator) => stages::run_operator(context, operator).await,
                 Component::Sink(sink) => stages::run_sink(context, sink).await,
             }
@@ -274,6 +341,9 @@ pub async fn run(
         }
     }
     log.flush().await?;
+    if let Some(server) = server {
+        server.abort();
+    }
 
     let mut summaries = Vec::new();
     for spec in &config.components {
@@ -289,21 +359,29 @@ pub async fn run(
         }
         summaries.push(StageSummary {
             name: spec.name.clone(),
-            role: match spec.role {
-                Role::Source => "source",
-                Role::Operator => "operator",
-                Role::Sink => "sink",
-            },
+            role: role_name(spec.role),
             type_name: spec.type_name.clone(),
             records_in: p.records_in.load(Ordering::SeqCst),
             records_out: p.records_out.load(Ordering::SeqCst),
             dead_lettered: p.dead_lettered.load(Ordering::SeqCst),
-            retries: p.retries.load(Ordering::SeqCst),
+            retries: p.all_retries(),
             lag,
             failure: p.failure.lock().expect("failure lock poisoned").clone(),
         });
     }
     Ok(summaries)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Source => "source",
+        Role::Operator => "operator",
+        Role::Sink => "sink",
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

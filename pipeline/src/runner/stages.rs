@@ -167,11 +167,17 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
             poll = source.poll() => poll,
             _ = shutdown.changed() => return,
         };
+        let stats = source.stats();
+        cx.progress.source_retries.store(stats.retries, Ordering::Relaxed);
+        if let Some(cursor_time) = stats.cursor_time_ms {
+            cx.progress.cursor_time_ms.store(cursor_time, Ordering::Relaxed);
+        }
         match poll {
             Ok(SourcePoll::Batch(batch)) => {
                 backoff.reset();
                 let received = (batch.records.len() + batch.rejected.len()) as u64;
                 let appended = batch.records.len() as u64;
+                let bytes: u64 = batch.records.iter().map(|r| r.value.len() as u64).sum();
                 let letters: Result<Vec<Record>, String> =
                     batch.rejected.into_iter().map(|r| dead_letter(&cx, None, 0, r, 1)).collect();
                 let letters = match letters {
@@ -200,6 +206,7 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
                 }
                 cx.progress.records_in.fetch_add(received, Ordering::Relaxed);
                 cx.progress.records_out.fetch_add(appended, Ordering::Relaxed);
+                cx.progress.bytes_in.fetch_add(bytes, Ordering::Relaxed);
                 if let Err(e) = source.committed(batch.cursor.as_deref()).await {
                     return cx.fail(e.message);
                 }
