@@ -28,11 +28,20 @@ pub fn save_cursor<T: Serialize>(cursor: &T) -> String {
 /// recognises an event it already delivered when an API hands it out again (Okta's inclusive
 /// `since`, overlapping time windows, at-least-once pushes). Persisted in the cursor, so it holds
 /// across restarts; bounded, so the cursor stays small.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecentIds {
     capacity: usize,
     order: VecDeque<String>,
     set: HashSet<String>,
+}
+
+/// How many ids [`RecentIds::default`] remembers.
+pub const DEFAULT_RECENT_IDS: usize = 10_000;
+
+impl Default for RecentIds {
+    fn default() -> Self {
+        RecentIds::new(DEFAULT_RECENT_IDS)
+    }
 }
 
 impl RecentIds {
@@ -53,7 +62,8 @@ impl RecentIds {
         self.set.contains(id)
     }
 
-    /// Remembers `id`; false when it was already there (a duplicate).
+    /// Remembers `id`; false when it was already there (a duplicate). Beyond the capacity the
+    /// oldest id is forgotten.
     pub fn insert(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
             return false;
@@ -98,7 +108,7 @@ impl Serialize for RecentIds {
 impl<'de> Deserialize<'de> for RecentIds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let ids = Vec::<String>::deserialize(deserializer)?;
-        let mut recent = RecentIds::new(ids.len().max(1));
+        let mut recent = RecentIds::new(ids.len().max(DEFAULT_RECENT_IDS));
         for id in &ids {
             recent.insert(id);
         }

@@ -7,7 +7,14 @@
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
+use weir_connectors::aws_cloudtrail::{CloudTrailSource, EventBridgeSource};
+use weir_connectors::azure_activity::AzureActivitySource;
+use weir_connectors::crowdstrike::{CrowdStrikeAlertsSource, CrowdStrikeHostsSource};
 use weir_connectors::file::{FileSource, FileSourceConfig};
+use weir_connectors::gcp_audit::GcpAuditSource;
+use weir_connectors::netskope::NetskopeSource;
+use weir_connectors::okta::{OktaDirectorySource, OktaEventHookSource, OktaSystemLogSource};
+use weir_connectors::InvalidOption;
 use weir_operators::aggregate::{Aggregate, Filter, FilterValue};
 use weir_operators::dedupe::Dedupe;
 use weir_operators::enrich::Enrich;
@@ -24,7 +31,19 @@ use crate::config::{error_path, first_line, top_key, ComponentSpec, ConfigError,
 use crate::runner::Component;
 
 /// Source types.
-pub const SOURCE_TYPES: &[&str] = &["file"];
+pub const SOURCE_TYPES: &[&str] = &[
+    "file",
+    "okta",
+    "okta_directory",
+    "okta_event_hook",
+    "netskope",
+    "crowdstrike_alerts",
+    "crowdstrike_hosts",
+    "aws_cloudtrail",
+    "aws_eventbridge",
+    "azure_activity",
+    "gcp_audit",
+];
 /// Operator types.
 pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "policy", "aggregate", "dedupe"];
 /// Sink types.
@@ -63,6 +82,30 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
             }
             Component::Source(Box::new(FileSource::new(name, options)))
         }
+        (Role::Source, "okta") => source(OktaSystemLogSource::new(&name, options(spec, config)?), spec, config)?,
+        (Role::Source, "okta_directory") => {
+            source(OktaDirectorySource::new(&name, options(spec, config)?), spec, config)?
+        }
+        (Role::Source, "okta_event_hook") => {
+            let hook = OktaEventHookSource::new(&name, options(spec, config)?).map_err(|e| invalid(spec, config, e))?;
+            push_source(spec, config, hook.path().to_string(), hook.router(), Box::new(hook))?
+        }
+        (Role::Source, "netskope") => source(NetskopeSource::new(&name, options(spec, config)?), spec, config)?,
+        (Role::Source, "crowdstrike_alerts") => {
+            source(CrowdStrikeAlertsSource::new(&name, options(spec, config)?), spec, config)?
+        }
+        (Role::Source, "crowdstrike_hosts") => {
+            source(CrowdStrikeHostsSource::new(&name, options(spec, config)?), spec, config)?
+        }
+        (Role::Source, "aws_cloudtrail") => source(CloudTrailSource::new(&name, options(spec, config)?), spec, config)?,
+        (Role::Source, "aws_eventbridge") => {
+            let hook = EventBridgeSource::new(&name, options(spec, config)?).map_err(|e| invalid(spec, config, e))?;
+            push_source(spec, config, hook.path().to_string(), hook.router(), Box::new(hook))?
+        }
+        (Role::Source, "azure_activity") => {
+            source(AzureActivitySource::new(&name, options(spec, config)?), spec, config)?
+        }
+        (Role::Source, "gcp_audit") => source(GcpAuditSource::new(&name, options(spec, config)?), spec, config)?,
         (Role::Operator, "normalize") => {
             let normalize =
                 Normalize::new(options(spec, config)?).map_err(|e| error(spec, config, "", e.to_string()))?;
@@ -122,6 +165,57 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
             ));
         }
     })
+}
+
+/// A connector's config error, at the option it names.
+fn invalid(spec: &ComponentSpec, config: &PipelineConfig, e: InvalidOption) -> ConfigError {
+    error(spec, config, e.option, e.reason)
+}
+
+/// A polling source, or its config error at the option it names.
+fn source<S: weir_schemas::component::Source + 'static>(
+    built: Result<S, InvalidOption>,
+    spec: &ComponentSpec,
+    config: &PipelineConfig,
+) -> Result<Component, ConfigError> {
+    built.map(|s| Component::Source(Box::new(s))).map_err(|e| invalid(spec, config, e))
+}
+
+/// A source that receives on Weir's HTTP server: needs a `[server]` table and a path of its own.
+fn push_source(
+    spec: &ComponentSpec,
+    config: &PipelineConfig,
+    path: String,
+    router: axum::Router,
+    source: Box<dyn weir_schemas::component::Source>,
+) -> Result<Component, ConfigError> {
+    if config.server.is_none() {
+        return Err(error(
+            spec,
+            config,
+            "path",
+            "this source receives pushed events: add a [server] table with `listen = \"127.0.0.1:8686\"`".into(),
+        ));
+    }
+    if !path.starts_with('/') || path == "/" || path == "/metrics" || path == "/health" {
+        return Err(error(
+            spec,
+            config,
+            "path",
+            format!("`{path}` cannot be used: a path starts with `/` and is not `/`, `/metrics` or `/health`"),
+        ));
+    }
+    let clash = config.components.iter().any(|other| {
+        other.name != spec.name
+            && other.role == Role::Source
+            && other.options.get("path").and_then(|p| p.as_str()) == Some(path.as_str())
+            && other.type_name.ends_with("_hook")
+    });
+    if clash {
+        return Err(error(spec, config, "path", format!("`{path}` is used by another push source")));
+    }
+    let endpoint = crate::server::Endpoint { source: spec.name.clone(), path, router };
+    Ok(Component::PushSource(source, endpoint))
 }
 
 /// A sink's `route`, checked: `route = { "labels.team" = "identity", severity_id = [4, 5] }` delivers

@@ -2,6 +2,7 @@
 
 mod chain;
 mod common;
+mod connectors;
 mod crash;
 mod demo;
 mod log_cli;

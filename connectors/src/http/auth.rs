@@ -27,6 +27,26 @@ pub trait Auth: Send + Sync {
     fn invalidate(&self) -> bool {
         false
     }
+
+    /// Headers that sign this very request, computed on every attempt just before it leaves
+    /// (after [`Auth::headers`]). Schemes such as AWS Signature Version 4 sign the method, URL,
+    /// headers, body hash and time of each request, which `headers` does not see. Default: none.
+    fn sign(&self, _request: &RequestToSign<'_>) -> Result<Vec<(HeaderName, HeaderValue)>, ApiError> {
+        Ok(Vec::new())
+    }
+}
+
+/// What a request-signing [`Auth`] sees of a request: exactly what will be sent.
+pub struct RequestToSign<'a> {
+    /// The method.
+    pub method: &'a http::Method,
+    /// The URL, query included.
+    pub url: &'a Url,
+    /// The request's own headers (not the credentials), `Content-Type` included when there is a
+    /// body. `Host` is not among them: it is the URL's host and port.
+    pub headers: &'a [(HeaderName, HeaderValue)],
+    /// The body bytes as sent (empty when there is none).
+    pub body: &'a [u8],
 }
 
 /// No credentials (token endpoints, which carry their own in the body).

@@ -13,7 +13,7 @@ use url::Url;
 use weir_schemas::component::ComponentError;
 use weir_schemas::net::truncate_reason;
 
-use super::auth::Auth;
+use super::auth::{Auth, RequestToSign};
 use super::limits::server_wait;
 use super::HttpOptions;
 
@@ -28,6 +28,8 @@ pub struct ApiRequest {
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Option<Body>,
     retry_unsure: bool,
+    /// A vendor's own "try again" answer outside 408/429/5xx (see [`ApiRequest::retry_when`]).
+    retry_when: Option<fn(&ApiResponse) -> bool>,
 }
 
 /// A request body. Deliberately not `Debug`: a form may hold a client secret.
@@ -60,10 +62,20 @@ impl ApiRequest {
 
     fn new(method: Method, url: Url) -> Self {
         let accept = (http::header::ACCEPT, HeaderValue::from_static("application/json"));
-        ApiRequest { method, url, headers: vec![accept], body: None, retry_unsure: true }
+        ApiRequest { method, url, headers: vec![accept], body: None, retry_unsure: true, retry_when: None }
     }
 
-    /// Adds a header (not a secret: those come from [`Auth`]).
+    /// Also retries a non-2xx response `is_transient` recognises: for vendors that signal
+    /// throttling with another status than 429 (AWS JSON APIs answer HTTP 400 with
+    /// `{"__type":"ThrottlingException"}`). It is waited for like a 429 (backoff, and any
+    /// `Retry-After`), within the same retry budget. 401 and 403 are never passed to it.
+    pub fn retry_when(mut self, is_transient: fn(&ApiResponse) -> bool) -> Self {
+        self.retry_when = Some(is_transient);
+        self
+    }
+
+    /// Adds a header (not a secret: those come from [`Auth`]). A `Content-Type` given here
+    /// replaces the body's default one (`application/json` for [`ApiRequest::post_json`]).
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
         if let Ok(value) = HeaderValue::from_str(value) {
             self.headers.push((HeaderName::from_static(name), value));
@@ -317,7 +329,7 @@ impl ApiClient {
             self.pace().await;
             attempts += 1;
             let outcome = match self.attempt(request, auth, &what).await {
-                Ok(response) => match classify(&what, response, auth, &mut refreshed) {
+                Ok(response) => match classify(&what, response, auth, &mut refreshed, request.retry_when) {
                     Ok(response) => match parse(&response) {
                         Ok(parsed) => return Ok(Ok((response, parsed))),
                         Err(reason) => {
@@ -362,17 +374,36 @@ impl ApiClient {
                 Attempt::Fail(e)
             }
         })?;
+        let mut headers = request.headers.clone();
+        let body = match &request.body {
+            Some(Body::Json(bytes)) => Some((bytes.clone(), "application/json")),
+            // Encoded as reqwest's `form` would (both use `form_urlencoded`), so a signer sees
+            // the very bytes sent.
+            Some(Body::Form(fields)) => Some((
+                url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish().into_bytes(),
+                "application/x-www-form-urlencoded",
+            )),
+            None => None,
+        };
+        if let Some((_, content_type)) = &body {
+            if !headers.iter().any(|(name, _)| name == http::header::CONTENT_TYPE) {
+                headers.push((http::header::CONTENT_TYPE, HeaderValue::from_static(content_type)));
+            }
+        }
+        let to_sign = RequestToSign {
+            method: &request.method,
+            url: &request.url,
+            headers: &headers,
+            body: body.as_ref().map_or(&[][..], |(bytes, _)| bytes.as_slice()),
+        };
+        let signature = auth.sign(&to_sign).map_err(Attempt::Fail)?;
         let mut builder = self.http.request(request.method.clone(), request.url.clone());
-        for (name, value) in request.headers.iter().chain(&credentials) {
+        for (name, value) in headers.iter().chain(&credentials).chain(&signature) {
             builder = builder.header(name, value);
         }
-        builder = match &request.body {
-            Some(Body::Json(bytes)) => {
-                builder.header(http::header::CONTENT_TYPE, "application/json").body(bytes.clone())
-            }
-            Some(Body::Form(fields)) => builder.form(fields),
-            None => builder,
-        };
+        if let Some((bytes, _)) = body {
+            builder = builder.body(bytes);
+        }
         let response = builder.send().await.map_err(|e| Attempt::Retry {
             reason: transport_reason(&e),
             wait: None,
@@ -414,7 +445,13 @@ impl ApiClient {
 }
 
 /// What a response means: success, or how to fail.
-fn classify(what: &str, response: ApiResponse, auth: &dyn Auth, refreshed: &mut bool) -> Result<ApiResponse, Attempt> {
+fn classify(
+    what: &str,
+    response: ApiResponse,
+    auth: &dyn Auth,
+    refreshed: &mut bool,
+    retry_when: Option<fn(&ApiResponse) -> bool>,
+) -> Result<ApiResponse, Attempt> {
     let status = response.status;
     if (200..300).contains(&status) {
         return Ok(response);
@@ -422,7 +459,12 @@ fn classify(what: &str, response: ApiResponse, auth: &dyn Auth, refreshed: &mut 
     let reason = truncate_reason(&response.body);
     let reason = if reason.is_empty() { "(empty body)".to_string() } else { reason };
     let what = what.to_string();
+    let transient = status != 401 && status != 403 && retry_when.is_some_and(|is_transient| is_transient(&response));
     Err(match status {
+        _ if transient => {
+            let wait = server_wait(429, &response.headers, SystemTime::now());
+            Attempt::Retry { reason: format!("HTTP {status}: {reason}"), wait, unsure: false }
+        }
         401 if !*refreshed && auth.invalidate() => {
             // The token may have expired early or been revoked: one more try with a new one.
             *refreshed = true;

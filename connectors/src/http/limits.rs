@@ -21,9 +21,10 @@ const RESET_HEADERS: &[&str] =
 /// Headers counting the requests left in the window.
 const REMAINING_HEADERS: &[&str] = &["x-rate-limit-remaining", "x-ratelimit-remaining", "ratelimit-remaining"];
 
-/// How long the server asks us to wait before the next request, if it says: after a 429 or
-/// 503 whichever header it sent; after any other response only when it also says no requests
-/// are left in the window (`*-Remaining: 0`). Capped at [`MAX_SERVER_WAIT`].
+/// How long the server asks us to wait before the next request, if it says: after a 429 the
+/// longest of `Retry-After` and the window's reset; after a 503 its `Retry-After`; after any
+/// other response the reset, only when it says no requests are left in the window
+/// (`*-Remaining: 0`). Capped at [`MAX_SERVER_WAIT`].
 pub fn server_wait(status: u16, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let throttled = status == 429 || status == 503;
@@ -40,7 +41,10 @@ pub fn server_wait(status: u16, headers: &HeaderMap, now: SystemTime) -> Option<
             wait = Some(wait.map_or(quota, |w: Duration| w.max(quota)));
         }
     }
-    for name in RESET_HEADERS {
+    // Okta sends its window's reset on every response: it says when the quota refills, which
+    // matters after a 429 or with nothing left, not after a 503 (an outage, not throttling).
+    let quota_matters = status == 429 || exhausted;
+    for name in RESET_HEADERS.iter().filter(|_| quota_matters) {
         if let Some(reset) = text(name).and_then(|v| reset_delay(v, server_now)) {
             wait = Some(wait.map_or(reset, |w: Duration| w.max(reset)));
         }

@@ -1,0 +1,172 @@
+//! What both Falcon sources share: the connection (OAuth2 client credentials against
+//! `{base}/oauth2/token`), the response envelope, FQL times and error messages.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use url::Url;
+use weir_schemas::component::ComponentError;
+
+use super::config::Cloud;
+use crate::batch::{quote, RawBatch};
+use crate::http::{ApiClient, ApiError, ApiResponse, HttpOptions, OAuthClientCredentials, OAuthGrant, Secret};
+
+/// The vendor name on raw envelopes (the normalizer dispatches on it).
+pub(crate) const VENDOR: &str = "crowdstrike";
+
+/// Why a CrowdStrike source cannot be built from its configuration.
+pub type CrowdStrikeConfigError = crate::InvalidOption;
+
+pub(crate) fn config_error(option: &'static str, reason: impl Into<String>) -> CrowdStrikeConfigError {
+    crate::InvalidOption::new(option, reason)
+}
+
+/// A connection to the Falcon API.
+pub(crate) struct Falcon {
+    pub name: String,
+    pub client: ApiClient,
+    pub auth: OAuthClientCredentials,
+    base: Url,
+    /// The API scope the source needs, for messages (`Alerts: read`).
+    scope: &'static str,
+}
+
+/// The connection options both configs carry.
+pub(crate) struct Connection<'a> {
+    pub cloud: Cloud,
+    pub base_url: Option<&'a str>,
+    pub client_id: &'a str,
+    pub client_secret: &'a Secret,
+    pub member_cid: Option<&'a str>,
+    pub http: &'a HttpOptions,
+}
+
+impl Falcon {
+    /// The connection for source `name`, needing API scope `scope`.
+    pub fn new(name: &str, scope: &'static str, c: Connection<'_>) -> Result<Falcon, CrowdStrikeConfigError> {
+        let text = c.base_url.unwrap_or(c.cloud.base_url());
+        let base = Url::parse(text).map_err(|e| config_error("base_url", format!("{text:?} is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(config_error("base_url", "it must be an http(s) URL such as https://api.crowdstrike.com"));
+        }
+        if c.client_id.trim().is_empty() {
+            return Err(config_error("client_id", "it must not be empty"));
+        }
+        let client = ApiClient::new(c.http).map_err(|e| config_error("http", e.to_string()))?;
+        let token_url = join(&base, "/oauth2/token");
+        let grant =
+            OAuthGrant::ClientSecret { client_id: c.client_id.to_string(), client_secret: c.client_secret.clone() };
+        let mut auth = OAuthClientCredentials::new(token_url, grant, None);
+        if let Some(member) = c.member_cid.filter(|m| !m.trim().is_empty()) {
+            auth = auth.with_field("member_cid", member.trim());
+        }
+        Ok(Falcon { name: name.to_string(), client, auth, base, scope })
+    }
+
+    /// The URL of API path `path`.
+    pub fn url(&self, path: &str) -> Url {
+        join(&self.base, path)
+    }
+
+    /// A failed request as the runner's error; refused credentials name the options to fix.
+    pub fn error(&self, error: ApiError) -> ComponentError {
+        match &error {
+            ApiError::Unauthorized { .. } => ComponentError::fatal(format!(
+                "source {}: {error}; check `client_id` and `client_secret` (the API client needs the {} scope{})",
+                self.name, self.scope, ", and `member_cid` when set"
+            )),
+            _ => error.for_source(&self.name),
+        }
+    }
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+    url.set_query(None);
+    url
+}
+
+/// `meta.pagination`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Pagination {
+    /// A number (query endpoints) or an opaque scroll token (`devices-scroll`).
+    pub offset: Option<serde_json::Value>,
+}
+
+/// The envelope every Falcon answer has: `{"meta":{..},"resources":[..],"errors":[..]}`.
+pub(crate) struct Envelope {
+    pub resources: Vec<Box<RawValue>>,
+    /// `errors`, as sent, when not empty (partial results).
+    pub errors: Option<Box<RawValue>>,
+    pub pagination: Pagination,
+}
+
+/// Reads the envelope; `resources` and `errors` may be null or absent.
+pub(crate) fn parse_envelope(response: &ApiResponse) -> Result<Envelope, String> {
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        pagination: Option<Pagination>,
+    }
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default)]
+        meta: Option<Meta>,
+        #[serde(default)]
+        resources: Option<Vec<Box<RawValue>>>,
+        #[serde(default)]
+        errors: Option<Vec<Box<RawValue>>>,
+    }
+    let body: Body = response.json()?;
+    let errors = match body.errors {
+        Some(errors) if !errors.is_empty() => {
+            let joined = format!("[{}]", errors.iter().map(|e| e.get()).collect::<Vec<_>>().join(","));
+            RawValue::from_string(joined).ok()
+        }
+        _ => None,
+    };
+    Ok(Envelope {
+        resources: body.resources.unwrap_or_default(),
+        errors,
+        pagination: body.meta.and_then(|m| m.pagination).unwrap_or_default(),
+    })
+}
+
+/// Dead-letters the `errors` of an answer that still carried results.
+pub(crate) fn reject_partial(batch: &mut RawBatch, what: &str, errors: &RawValue) {
+    batch.reject(
+        format!(
+            "crowdstrike {what}: the API reported errors alongside its results (the results were taken): {}",
+            quote(errors.get())
+        ),
+        errors.get().as_bytes(),
+    );
+}
+
+/// The ids in a query answer's `resources` (strings); anything else is dead-lettered.
+pub(crate) fn ids(batch: &mut RawBatch, what: &str, resources: &[Box<RawValue>]) -> Vec<String> {
+    let mut ids = Vec::with_capacity(resources.len());
+    for (n, raw) in resources.iter().enumerate() {
+        match serde_json::from_str::<String>(raw.get()) {
+            Ok(id) if !id.is_empty() => ids.push(id),
+            _ => batch.reject(format!("crowdstrike {what}: resources[{n}] is not an id string"), raw.get().as_bytes()),
+        }
+    }
+    ids
+}
+
+/// An RFC 3339 time (Falcon's `updated_timestamp`, `modified_timestamp`) in ms since the epoch.
+pub(crate) fn parse_time_ms(text: &str) -> Option<i64> {
+    OffsetDateTime::parse(text, &Rfc3339).ok().map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// A time for an FQL filter: RFC 3339 in UTC, whole seconds (rounded down, so a `>=` filter only
+/// ever asks for more).
+pub(crate) fn fql_time(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}

@@ -1,0 +1,303 @@
+//! The `gcp_audit` source: Cloud Logging `entries.list` in overlapping time windows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use url::Url;
+use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
+
+use super::GcpAuditConfig;
+use crate::batch::{now_ms, quote, RawBatch};
+use crate::cursor::{load_cursor, save_cursor, RecentIds};
+use crate::http::{ApiClient, ApiError, ApiRequest, JwtKey, OAuthClientCredentials, OAuthGrant, Secret};
+
+/// The vendor name on the envelopes (what `normalize` dispatches on).
+const VENDOR: &str = "gcp";
+
+/// The OAuth scope that reads logs.
+const SCOPE: &str = "https://www.googleapis.com/auth/logging.read";
+
+/// Google's token endpoint, when the key names none.
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// Why a `gcp_audit` source cannot be built. Never quotes the key.
+pub type GcpAuditError = crate::InvalidOption;
+
+/// The fields of a service-account key file the source uses.
+#[derive(Deserialize)]
+struct ServiceAccountKey {
+    #[serde(default)]
+    client_email: Option<String>,
+    #[serde(default)]
+    private_key: Option<String>,
+    #[serde(default)]
+    private_key_id: Option<String>,
+    #[serde(default)]
+    token_uri: Option<String>,
+}
+
+/// The time window being read, ms since the Unix epoch.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct Window {
+    start_ms: i64,
+    end_ms: i64,
+    /// The `pageToken` of the next page of this window, when it is partly read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    page_token: Option<String>,
+}
+
+/// What the source persists.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+struct Cursor {
+    /// End of the last window read to its end.
+    #[serde(default)]
+    done_ms: Option<i64>,
+    /// The window being read.
+    #[serde(default)]
+    window: Option<Window>,
+    /// Recently delivered `logName|timestamp|insertId` keys.
+    #[serde(default)]
+    recent: RecentIds,
+}
+
+/// One `entries.list` answer.
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    entries: Vec<Box<RawValue>>,
+    #[serde(rename = "nextPageToken", default)]
+    next_page_token: Option<String>,
+}
+
+/// What the source reads of a LogEntry.
+#[derive(Deserialize)]
+struct EntryHead {
+    #[serde(rename = "logName", default)]
+    log_name: Option<serde_json::Value>,
+    #[serde(default)]
+    timestamp: Option<serde_json::Value>,
+    #[serde(rename = "insertId", default)]
+    insert_id: Option<serde_json::Value>,
+}
+
+/// Reads Cloud Audit Logs entries (see the module docs).
+pub struct GcpAuditSource {
+    name: String,
+    config: GcpAuditConfig,
+    url: Url,
+    client: ApiClient,
+    auth: OAuthClientCredentials,
+    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    cursor: Cursor,
+    newest_ms: Option<i64>,
+}
+
+impl GcpAuditSource {
+    /// A source named `name` (its raw topic is `raw.<name>`).
+    pub fn new(name: &str, config: GcpAuditConfig) -> Result<Self, GcpAuditError> {
+        let bad = |option, reason: String| crate::InvalidOption { option, reason };
+        if config.resource_names.is_empty() || config.resource_names.len() > 100 {
+            return Err(bad("resource_names", "list 1 to 100 resources (projects/P, organizations/O, ...)".into()));
+        }
+        // serde_json's messages name positions and expected tokens, never the text read.
+        let key: ServiceAccountKey = serde_json::from_str(config.service_account_key.expose())
+            .map_err(|e| bad("service_account_key", format!("not a service-account key file (JSON): {e}")))?;
+        let (Some(email), Some(pem)) = (key.client_email, key.private_key) else {
+            return Err(bad("service_account_key", "the key file has no client_email or private_key".into()));
+        };
+        let signer = JwtKey::from_pem(&Secret::new(pem), key.private_key_id)
+            .map_err(|_| bad("service_account_key", "its private_key is not an RSA private key in PEM form".into()))?;
+        let token_url = config.token_url.clone().or(key.token_uri).unwrap_or_else(|| DEFAULT_TOKEN_URI.into());
+        let token_url =
+            Url::parse(&token_url).map_err(|e| bad("token_url", format!("{token_url:?} is not a URL: {e}")))?;
+        let base = config.base_url.trim_end_matches('/');
+        let url = Url::parse(&format!("{base}/v2/entries:list"))
+            .map_err(|e| bad("base_url", format!("{:?} is not a URL: {e}", config.base_url)))?;
+        let client = ApiClient::new(&config.http).map_err(|e| bad("http", e.to_string()))?;
+        let auth = OAuthClientCredentials::new(
+            token_url,
+            OAuthGrant::JwtBearer { issuer: email, key: signer },
+            Some(SCOPE.to_string()),
+        );
+        let recent = RecentIds::new(config.dedupe_ids);
+        Ok(GcpAuditSource {
+            name: name.to_string(),
+            config,
+            url,
+            client,
+            auth,
+            clock: Arc::new(now_ms),
+            cursor: Cursor { recent, ..Cursor::default() },
+            newest_ms: None,
+        })
+    }
+
+    /// Uses `clock` (ms since the Unix epoch) instead of the system clock to place windows.
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The window to read now, or how long until there is one.
+    fn window(&self) -> Result<Window, Duration> {
+        if let Some(window) = &self.cursor.window {
+            return Ok(window.clone());
+        }
+        let end_ms = (self.clock)() - secs_ms(self.config.lag_secs);
+        let interval = secs_ms(self.config.poll_interval_secs.max(1));
+        let start_ms = match self.cursor.done_ms {
+            Some(done) if end_ms - done < interval => {
+                return Err(Duration::from_millis((interval - (end_ms - done).max(0)).clamp(1000, interval) as u64));
+            }
+            Some(done) => done - secs_ms(self.config.overlap_secs),
+            None => end_ms - secs_ms(self.config.initial_lookback_secs),
+        };
+        if end_ms <= start_ms {
+            return Err(Duration::from_millis(interval as u64));
+        }
+        Ok(Window { start_ms, end_ms, page_token: None })
+    }
+
+    /// The error for the runner: refused credentials name the option to check.
+    fn error(&self, error: ApiError) -> ComponentError {
+        match &error {
+            ApiError::Unauthorized { .. } => ComponentError::fatal(format!(
+                "source {}: Google refused the credentials: check service_account_key (a disabled or deleted key?) \
+                 and that the account may read logs (roles/logging.viewer) in every one of resource_names: {error}",
+                self.name
+            )),
+            _ => error.for_source(&self.name),
+        }
+    }
+}
+
+fn secs_ms(secs: u64) -> i64 {
+    (secs as i64).saturating_mul(1000)
+}
+
+/// A time as RFC 3339 (UTC, fractional seconds when not whole).
+fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// A JSON value that must be a non-empty string.
+fn text(value: Option<&serde_json::Value>) -> Option<&str> {
+    value?.as_str().filter(|s| !s.is_empty())
+}
+
+#[async_trait]
+impl Source for GcpAuditSource {
+    async fn open(&mut self, committed_cursor: Option<String>) -> Result<(), ComponentError> {
+        if let Some(cursor) = load_cursor::<Cursor>(&self.name, committed_cursor)? {
+            self.cursor = Cursor { recent: cursor.recent.with_capacity(self.config.dedupe_ids), ..cursor };
+        }
+        self.newest_ms = self.cursor.done_ms;
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<SourcePoll, ComponentError> {
+        let mut window = match self.window() {
+            Ok(window) => window,
+            Err(wait) => return Ok(SourcePoll::Idle(wait)),
+        };
+        let filter = format!(
+            "logName:\"cloudaudit.googleapis.com\" AND timestamp>=\"{}\" AND timestamp<\"{}\"",
+            rfc3339(window.start_ms),
+            rfc3339(window.end_ms)
+        );
+        let mut body = serde_json::json!({
+            "resourceNames": self.config.resource_names,
+            "filter": filter,
+            "orderBy": "timestamp asc",
+            "pageSize": self.config.page_size.clamp(1, 1000),
+        });
+        if let Some(token) = &window.page_token {
+            body["pageToken"] = serde_json::Value::String(token.clone());
+        }
+        let where_ = format!(
+            "entries.list window {}..{}{}",
+            rfc3339(window.start_ms),
+            rfc3339(window.end_ms),
+            if window.page_token.is_some() { ", a later page" } else { ", first page" }
+        );
+        let request = ApiRequest::post_json(self.url.clone(), &body);
+        let answer =
+            self.client.send_page(&request, &self.auth, |r| r.json::<Page>()).await.map_err(|e| self.error(e))?;
+        let mut batch = RawBatch::new(&self.name, VENDOR);
+        let next = match answer {
+            // An empty page with a nextPageToken means the search is not finished: keep paging.
+            Ok((_, page)) => {
+                for (i, entry) in page.entries.iter().enumerate() {
+                    self.take(&mut batch, entry, &format!("{where_}, entry {i}"));
+                }
+                page.next_page_token.filter(|t| !t.is_empty())
+            }
+            Err((response, reason)) => {
+                // The page cannot be read, nor its token: the rest of this window is skipped; the
+                // next window's overlap re-reads its last `overlap_secs`.
+                batch.reject(
+                    format!("source {}: {where_}: {reason}; the rest of the window is skipped", self.name),
+                    &response.body,
+                );
+                None
+            }
+        };
+        match next {
+            Some(token) => {
+                window.page_token = Some(token);
+                self.cursor.window = Some(window);
+            }
+            None => {
+                self.cursor.done_ms = Some(window.end_ms);
+                self.cursor.window = None;
+            }
+        }
+        if let Some(ms) = batch.newest_event_ms() {
+            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
+        }
+        Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))))
+    }
+
+    fn stats(&self) -> SourceStats {
+        SourceStats { retries: self.client.retries(), cursor_time_ms: self.newest_ms }
+    }
+}
+
+impl GcpAuditSource {
+    /// Adds one LogEntry to the batch (or dead-letters it), unless it was delivered before.
+    fn take(&mut self, batch: &mut RawBatch, entry: &RawValue, where_: &str) {
+        let name = &self.name;
+        let head: EntryHead = match serde_json::from_str(entry.get()) {
+            Ok(head) => head,
+            Err(e) => {
+                return batch.reject(format!("source {name}: {where_}: not a LogEntry: {e}"), entry.get().as_bytes())
+            }
+        };
+        let (Some(log_name), Some(timestamp), Some(insert_id)) =
+            (text(head.log_name.as_ref()), text(head.timestamp.as_ref()), text(head.insert_id.as_ref()))
+        else {
+            return batch.reject(
+                format!("source {name}: {where_}: the entry lacks logName, timestamp or insertId (its identity)"),
+                entry.get().as_bytes(),
+            );
+        };
+        // Cloud Logging treats entries with the same log, timestamp and insertId as one.
+        let id = format!("{log_name}|{timestamp}|{insert_id}");
+        if !self.cursor.recent.insert(&id) {
+            tracing::debug!(source = %name, id = %quote(&id), "dropped an entry already delivered");
+            return;
+        }
+        let time_ms = OffsetDateTime::parse(timestamp, &Rfc3339)
+            .ok()
+            .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok());
+        batch.event(&id, time_ms, entry.get().as_bytes());
+    }
+}
