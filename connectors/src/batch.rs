@@ -26,6 +26,7 @@ pub struct RawBatch {
     batch: SourceBatch,
     bytes: u64,
     newest_event_ms: Option<i64>,
+    oldest_event_ms: Option<i64>,
 }
 
 impl RawBatch {
@@ -38,6 +39,7 @@ impl RawBatch {
             batch: SourceBatch::default(),
             bytes: 0,
             newest_event_ms: None,
+            oldest_event_ms: None,
         }
     }
 
@@ -56,6 +58,7 @@ impl RawBatch {
         self.bytes += payload.len() as u64;
         if let Some(ms) = event_ms {
             self.newest_event_ms = Some(self.newest_event_ms.map_or(ms, |n| n.max(ms)));
+            self.oldest_event_ms = Some(self.oldest_event_ms.map_or(ms, |o| o.min(ms)));
         }
         let record = Record::new(event_ms.unwrap_or(self.received_at), value)
             .with_header(ID_HEADER, format!("{}:{id}", self.vendor));
@@ -86,6 +89,11 @@ impl RawBatch {
     /// The newest event time added, if any.
     pub fn newest_event_ms(&self) -> Option<i64> {
         self.newest_event_ms
+    }
+
+    /// The oldest event time added, if any.
+    pub fn oldest_event_ms(&self) -> Option<i64> {
+        self.oldest_event_ms
     }
 
     /// The batch, to resume from `cursor` once it is durable.

@@ -40,7 +40,27 @@ pub(crate) struct Window {
     /// The `NextToken` of the next page of this window, when it is partly read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) token: Option<String>,
+    /// The oldest event time read in this window so far. Pages come newest first, so every
+    /// event not read yet is at most this old.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) oldest_ms: Option<i64>,
+    /// Unreadable pages met in this window so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) broken_pages: u32,
+    /// The end the window had before a broken page narrowed it: what counts as read once the
+    /// window is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) original_end_ms: Option<i64>,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How many unreadable pages a window may meet before the rest of it is given up (and the last
+/// page's body dead-lettered): each time, the window is read again from its first page, ending
+/// at the oldest event already read.
+const MAX_BROKEN_PAGES: u32 = 3;
 
 /// What the source persists.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -155,7 +175,7 @@ impl CloudTrailSource {
         if end_ms <= start_ms {
             return Err(Duration::from_millis(interval as u64));
         }
-        Ok(Window { start_ms, end_ms, token: None })
+        Ok(Window { start_ms, end_ms, token: None, oldest_ms: None, broken_pages: 0, original_end_ms: None })
     }
 
     /// The error for the runner: a refused signature names the credential options.
@@ -261,13 +281,40 @@ impl Source for CloudTrailSource {
                 for (i, item) in page.events.iter().enumerate() {
                     self.take(&mut batch, item, &format!("{where_}, event {i}"));
                 }
+                if let Some(oldest) = batch.oldest_event_ms() {
+                    window.oldest_ms = Some(window.oldest_ms.map_or(oldest, |o| o.min(oldest)));
+                }
                 page.next_token.filter(|t| !t.is_empty())
             }
-            Err((response, reason)) => {
-                // The page cannot be read, nor its NextToken: the rest of this window is
-                // skipped; the next window's overlap re-reads its last `overlap_secs`.
+            Err((response, reason)) if window.broken_pages < MAX_BROKEN_PAGES => {
+                // Neither the page nor its NextToken can be read. Every event newer than the
+                // oldest one read so far came in an earlier page, so read the window again from
+                // its first page, ending there: nothing is skipped, and repeats are dropped.
+                window.broken_pages += 1;
                 batch.reject(
-                    format!("source {}: {where_}: {reason}; the rest of the window is skipped", self.name),
+                    format!(
+                        "source {}: {where_}: {reason}; reading the window again from its first page \
+                         (attempt {} of {MAX_BROKEN_PAGES})",
+                        self.name, window.broken_pages
+                    ),
+                    &response.body,
+                );
+                window.original_end_ms.get_or_insert(window.end_ms);
+                if let Some(oldest) = window.oldest_ms {
+                    // Whole seconds, inclusive of the oldest event's second.
+                    window.end_ms = window.end_ms.min((oldest.div_euclid(1000) + 1) * 1000);
+                }
+                window.token = None;
+                self.cursor.window = Some(window);
+                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))));
+            }
+            Err((response, reason)) => {
+                batch.reject(
+                    format!(
+                        "source {}: {where_}: {reason}; {MAX_BROKEN_PAGES} pages of this window could not be read: \
+                         the rest of the window is given up",
+                        self.name
+                    ),
                     &response.body,
                 );
                 None
@@ -279,7 +326,7 @@ impl Source for CloudTrailSource {
                 self.cursor.window = Some(window);
             }
             None => {
-                self.cursor.done_ms = Some(window.end_ms);
+                self.cursor.done_ms = Some(window.original_end_ms.unwrap_or(window.end_ms));
                 self.cursor.window = None;
             }
         }
