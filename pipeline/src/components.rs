@@ -25,6 +25,8 @@ use weir_sinks::chat::slack::SlackSink;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
 use weir_sinks::siem::splunk_hec::SplunkHecSink;
+use weir_sinks::ticketing::jira::JiraSink;
+use weir_sinks::ticketing::servicenow::ServiceNowSink;
 use weir_sinks::webhook::WebhookSink;
 
 use crate::config::{error_path, first_line, top_key, ComponentSpec, ConfigError, ConfigErrors, PipelineConfig, Role};
@@ -47,7 +49,8 @@ pub const SOURCE_TYPES: &[&str] = &[
 /// Operator types.
 pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "policy", "aggregate", "dedupe"];
 /// Sink types.
-pub const SINK_TYPES: &[&str] = &["console", "file", "splunk_hec", "webhook", "pagerduty", "slack"];
+pub const SINK_TYPES: &[&str] =
+    &["console", "file", "splunk_hec", "webhook", "pagerduty", "slack", "servicenow", "jira"];
 
 /// Builds every component of a pipeline, collecting every error.
 pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>, ConfigErrors> {
@@ -148,6 +151,15 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
         }
         (Role::Sink, "slack") => {
             let sink = SlackSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "servicenow") => {
+            let sink =
+                ServiceNowSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "jira") => {
+            let sink = JiraSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
             Component::Sink(Box::new(sink))
         }
         (Role::Sink, "file") => Component::Sink(Box::new(FileSink::new(options::<FileSinkConfig>(spec, config)?))),

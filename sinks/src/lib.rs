@@ -13,6 +13,7 @@ pub mod encoding;
 pub mod file;
 pub mod http;
 pub mod siem;
+pub mod ticketing;
 pub mod webhook;
 
 #[cfg(test)]
