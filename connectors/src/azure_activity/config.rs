@@ -44,7 +44,8 @@ pub struct AzureActivityConfig {
     #[serde(default = "default_poll_interval_secs")]
     pub poll_interval_secs: u64,
     /// How many recent event ids the cursor remembers per subscription (should exceed the
-    /// events in `overlap_secs`).
+    /// events of a window, `overlap_secs` + `poll_interval_secs`: a window read again after an
+    /// unreadable page relies on it to repeat nothing).
     #[serde(default = "default_dedupe_ids")]
     pub dedupe_ids: usize,
     /// HTTP options.

@@ -54,8 +54,11 @@ pub struct FakeState {
     pub fail_next: u32,
     /// Cut this many 200 bodies in half.
     pub truncate_next: u32,
-    /// Always garble the page starting at this offset.
+    /// Garble the page starting at this offset.
     pub garble_offset: Option<usize>,
+    /// Garble it only this many more times (`None`: every time). The source asks for a page
+    /// three times before it gives it up, so 3 makes one unreadable page.
+    pub garble_times: Option<u32>,
     /// Point `nextLink`s at another host.
     pub foreign_next_link: bool,
     /// API requests received (token requests apart).
@@ -219,7 +222,10 @@ async fn list(
         answer["nextLink"] = json!(next.as_str());
     }
     let mut bytes = answer.to_string().into_bytes();
-    if state.garble_offset == Some(offset) {
+    if state.garble_offset == Some(offset) && state.garble_times != Some(0) {
+        if let Some(times) = &mut state.garble_times {
+            *times -= 1;
+        }
         bytes.truncate(bytes.len() / 3);
         bytes.extend_from_slice(b"\x00}}garbage");
     } else if state.truncate_next > 0 {

@@ -9,16 +9,20 @@
 //! window starts `overlap_secs` before the previous one ended; repeats are dropped by
 //! `eventDataId` (the cursor remembers the most recent `dedupe_ids` per subscription). The cursor
 //! holds, per subscription, the end of the last finished window, the window being read with its
-//! `nextLink`, and the recent ids; it is persisted with each page's batch, so a restart resumes at
+//! `nextLink` (and its unreadable pages so far), and the recent ids; it is persisted with each page's batch, so a restart resumes at
 //! the page after the last durable one: nothing lost, nothing delivered twice. Subscriptions are
 //! read in turn, one page per poll. The raw payload is each EventData's bytes as sent; the id is
 //! `eventDataId`, the time `eventTimestamp`.
 //!
 //! 429 (`Retry-After`) and 5xx are retried by the shared client; a 401 fetches a new token once;
 //! refused credentials (token endpoint 400/401, or 401 twice, or 403) are fatal and name the
-//! options to check. An event without `eventDataId` is dead-lettered; a page that stays unreadable
-//! after three attempts is dead-lettered and the rest of its window skipped (the next window's
-//! overlap re-reads its end).
+//! options to check. An event without `eventDataId` is dead-lettered. A page that stays unreadable
+//! after three attempts is dead-lettered, and as its `nextLink` is lost too and the list is not
+//! documented as sorted, the window is read again from its first page: the events already
+//! delivered are dropped as repeats by `eventDataId` (so `dedupe_ids` should exceed a window's
+//! events; beyond, some are delivered twice, never lost, and the dead letter says so). After three
+//! such readings the rest of the window is given up with a dead letter that says so (the next
+//! window's overlap re-reads its end).
 
 mod config;
 #[cfg(test)]

@@ -35,7 +35,22 @@ struct Window {
     /// The `nextLink` of the next page of this window, when it is partly read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     next_link: Option<String>,
+    /// Unreadable pages met in this window so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    broken_pages: u32,
+    /// Events delivered from this window so far, over every reading of it: the ids the dedupe
+    /// must still hold for a reading again from the first page to repeat none of them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    delivered: u64,
 }
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
+}
+
+/// How many unreadable pages a window may meet before the rest of it is given up (and the last
+/// page's body dead-lettered): each time, the window is read again from its first page.
+const MAX_BROKEN_PAGES: u32 = 3;
 
 /// Where one subscription is.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -149,7 +164,7 @@ impl AzureActivitySource {
         if end_ms <= start_ms {
             return Err(Duration::from_millis(interval as u64));
         }
-        Ok(Window { start_ms, end_ms, next_link: None })
+        Ok(Window { start_ms, end_ms, next_link: None, broken_pages: 0, delivered: 0 })
     }
 
     /// The first page's URL of a window.
@@ -224,16 +239,55 @@ impl AzureActivitySource {
                     None => None,
                 }
             }
-            Err((response, reason)) => {
-                // Neither the events nor the nextLink can be read: the rest of this window is
-                // skipped; the next window's overlap re-reads its last `overlap_secs`.
+            Err((response, reason)) if window.broken_pages < MAX_BROKEN_PAGES => {
+                // Neither the events nor the nextLink can be read, and the list is not documented
+                // as sorted, so no time bound can tell read from unread: read the whole window
+                // again from its first page. Events already delivered are dropped as repeats by
+                // `recent`, which holds this subscription's last `dedupe_ids` (default 5000): a
+                // window after the first spans `overlap_secs` + `poll_interval_secs` (31 minutes
+                // by default), which the option's docs ask it to exceed. The window's ids are the
+                // newest in `recent`, so they are all held unless the window delivered more than
+                // `dedupe_ids`; then its first events are delivered again: repeated, never lost,
+                // and the reason says so.
+                window.broken_pages += 1;
+                let capacity = self.config.dedupe_ids as u64;
+                let repeats = if window.delivered > capacity {
+                    format!(
+                        "; {} events were read from it, more than dedupe_ids ({capacity}) remembers: some will be \
+                         delivered again",
+                        window.delivered
+                    )
+                } else {
+                    String::new()
+                };
                 batch.reject(
-                    format!("source {}: {where_}: {reason}; the rest of the window is skipped", self.name),
+                    format!(
+                        "source {}: {where_}: {reason}; reading the window again from its first page (attempt {} of \
+                         {MAX_BROKEN_PAGES}){repeats}",
+                        self.name, window.broken_pages
+                    ),
+                    &response.body,
+                );
+                window.next_link = None;
+                at.window = Some(window);
+                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))));
+            }
+            Err((response, reason)) => {
+                // The window was read again MAX_BROKEN_PAGES times and the list still breaks:
+                // give up its rest rather than loop on it; the next window's overlap re-reads
+                // its last `overlap_secs`.
+                batch.reject(
+                    format!(
+                        "source {}: {where_}: {reason}; {MAX_BROKEN_PAGES} pages of this window could not be read: \
+                         the rest of the window is given up",
+                        self.name
+                    ),
                     &response.body,
                 );
                 None
             }
         };
+        window.delivered += batch.len() as u64;
         match next {
             Some(link) => {
                 window.next_link = Some(link);

@@ -149,7 +149,7 @@ async fn a_wrong_client_secret_is_fatal_and_names_the_option_not_the_value() {
 }
 
 #[tokio::test]
-async fn truncated_garbled_and_foreign_linked_pages_never_stop_the_source() {
+async fn truncated_and_foreign_linked_pages_never_stop_the_source() {
     let a = events(SUB_A, "a", 50);
     let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
     fake.state.lock().unwrap().truncate_next = 2;
@@ -157,15 +157,6 @@ async fn truncated_garbled_and_foreign_linked_pages_never_stop_the_source() {
     let delivered = poll_like_the_runner(&mut source(config(&base, &[SUB_A]), &clock), None, StopAt::Idle).await;
     assert!(delivered.errors.is_empty() && delivered.rejected.is_empty());
     assert_eq!(set(&delivered), ids(&a), "a page truncated twice is read on the third try");
-
-    let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
-    fake.state.lock().unwrap().garble_offset = Some(20);
-    let delivered = poll_like_the_runner(&mut source(config(&base, &[SUB_A]), &clock), None, StopAt::Idle).await;
-    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
-    assert_eq!(delivered.events.len(), 20);
-    assert_eq!(delivered.rejected.len(), 1);
-    assert!(delivered.rejected[0].contains(&format!("subscription {SUB_A}, window")), "{}", delivered.rejected[0]);
-    assert!(delivered.rejected[0].contains("not the expected JSON"), "{}", delivered.rejected[0]);
 
     let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
     fake.state.lock().unwrap().foreign_next_link = true;
@@ -176,6 +167,92 @@ async fn truncated_garbled_and_foreign_linked_pages_never_stop_the_source() {
     assert!(delivered.rejected[0].contains("is not on base_url's origin"), "{}", delivered.rejected[0]);
     assert_eq!(fake.state.lock().unwrap().requests, 1, "the foreign link was not followed");
     assert_no_secret(&delivered);
+}
+
+#[tokio::test]
+async fn a_garbled_page_is_dead_lettered_and_its_window_read_again_without_loss_or_repeats() {
+    // The second page of SUB_A is unreadable three times in a row (all the client's attempts):
+    // its body is dead-lettered and the window read again from its first page; the events of
+    // that first page come again and are dropped as repeats. SUB_B is read in between.
+    let a = events(SUB_A, "a", 50);
+    // One page: the fake garbles by offset whatever the subscription.
+    let b = events(SUB_B, "b", 15);
+    let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone()), (SUB_B.into(), b.clone())])).await;
+    {
+        let mut state = fake.state.lock().unwrap();
+        state.garble_offset = Some(20);
+        state.garble_times = Some(3);
+    }
+    let clock = Arc::new(AtomicI64::new(T0));
+    let delivered = poll_like_the_runner(&mut source(config(&base, &[SUB_A, SUB_B]), &clock), None, StopAt::Idle).await;
+    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+    assert_eq!(set(&delivered), ids(a.iter().chain(&b)), "nothing lost to the garbled page");
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    assert_eq!(delivered.rejected.len(), 1, "{:?}", delivered.rejected);
+    let reason = &delivered.rejected[0];
+    assert!(
+        reason.contains(&format!("source activity: subscription {SUB_A}, window"))
+            && reason.contains("a nextLink page")
+            && reason.contains("not the expected JSON")
+            && reason.ends_with("reading the window again from its first page (attempt 1 of 3)"),
+        "{reason}"
+    );
+    assert_no_secret(&delivered);
+}
+
+#[tokio::test]
+async fn a_page_that_never_reads_gives_up_the_rest_of_its_window_after_three_readings() {
+    // Every reading of the window breaks at its second page: after three readings again the
+    // rest of the window is given up, with a reason that says so, and the source goes on.
+    let a = events(SUB_A, "a", 50);
+    let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
+    fake.state.lock().unwrap().garble_offset = Some(20);
+    let clock = Arc::new(AtomicI64::new(T0));
+    let delivered = poll_like_the_runner(&mut source(config(&base, &[SUB_A]), &clock), None, StopAt::Idle).await;
+    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+    assert_eq!(set(&delivered), ids(&a[..20]), "the newest page only");
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    assert_eq!(delivered.rejected.len(), 4, "{:?}", delivered.rejected);
+    for (i, reason) in delivered.rejected[..3].iter().enumerate() {
+        let attempt = format!("reading the window again from its first page (attempt {} of 3)", i + 1);
+        assert!(reason.contains("not the expected JSON") && reason.ends_with(&attempt), "{reason}");
+    }
+    assert!(
+        delivered.rejected[3].ends_with("3 pages of this window could not be read: the rest of the window is given up"),
+        "{}",
+        delivered.rejected[3]
+    );
+    assert_eq!(fake.state.lock().unwrap().requests, 4 + 4 * 3, "4 readings: a first page, 3 tries of the second");
+}
+
+#[tokio::test]
+async fn a_window_larger_than_the_dedupe_is_read_again_with_repeats_never_losses() {
+    // dedupe_ids (10) cannot hold the 20 events read before the broken page: reading the window
+    // again delivers the oldest of them once more, and the dead-letter reason says why.
+    let a = events(SUB_A, "a", 50);
+    let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
+    {
+        let mut state = fake.state.lock().unwrap();
+        state.garble_offset = Some(20);
+        state.garble_times = Some(3);
+    }
+    let clock = Arc::new(AtomicI64::new(T0));
+    let mut small = config(&base, &[SUB_A]);
+    small.dedupe_ids = 10;
+    let delivered = poll_like_the_runner(&mut source(small, &clock), None, StopAt::Idle).await;
+    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+    assert_eq!(set(&delivered), ids(&a), "nothing lost");
+    // The ids are forgotten oldest first, so each repeat pushes out the next one to come.
+    assert_eq!(delivered.duplicates().into_iter().collect::<BTreeSet<_>>(), ids(&a[..20]));
+    assert_eq!(delivered.rejected.len(), 1, "{:?}", delivered.rejected);
+    assert!(
+        delivered.rejected[0].ends_with(
+            "(attempt 1 of 3); 20 events were read from it, more than dedupe_ids (10) remembers: some will be \
+             delivered again"
+        ),
+        "{}",
+        delivered.rejected[0]
+    );
 }
 
 #[tokio::test]

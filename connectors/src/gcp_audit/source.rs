@@ -49,7 +49,23 @@ struct Window {
     /// The `pageToken` of the next page of this window, when it is partly read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     page_token: Option<String>,
+    /// The newest entry time read in this window so far. Pages come oldest first, so every
+    /// entry not read yet is at least this new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    newest_ms: Option<i64>,
+    /// Unreadable pages met in this window so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    broken_pages: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How many unreadable pages a window may meet before the rest of it is given up (and the last
+/// page's body dead-lettered): each time, the window is read again from its first page, starting
+/// at the newest entry already read.
+const MAX_BROKEN_PAGES: u32 = 3;
 
 /// What the source persists.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -160,7 +176,7 @@ impl GcpAuditSource {
         if end_ms <= start_ms {
             return Err(Duration::from_millis(interval as u64));
         }
-        Ok(Window { start_ms, end_ms, page_token: None })
+        Ok(Window { start_ms, end_ms, page_token: None, newest_ms: None, broken_pages: 0 })
     }
 
     /// The error for the runner: refused credentials name the option to check.
@@ -236,15 +252,46 @@ impl Source for GcpAuditSource {
             // An empty page with a nextPageToken means the search is not finished: keep paging.
             Ok((_, page)) => {
                 for (i, entry) in page.entries.iter().enumerate() {
-                    self.take(&mut batch, entry, &format!("{where_}, entry {i}"));
+                    // Repeats count too: an entry seen at all means every older one of this
+                    // window was seen before it.
+                    if let Some(ms) = self.take(&mut batch, entry, &format!("{where_}, entry {i}")) {
+                        window.newest_ms = Some(window.newest_ms.map_or(ms, |n| n.max(ms)));
+                    }
                 }
                 page.next_page_token.filter(|t| !t.is_empty())
             }
-            Err((response, reason)) => {
-                // The page cannot be read, nor its token: the rest of this window is skipped; the
-                // next window's overlap re-reads its last `overlap_secs`.
+            Err((response, reason)) if window.broken_pages < MAX_BROKEN_PAGES => {
+                // Neither the page nor its token can be read. Every entry older than the newest
+                // one read so far came in an earlier page, so read the window again from its
+                // first page, starting there: nothing is skipped, and repeats are dropped.
+                window.broken_pages += 1;
                 batch.reject(
-                    format!("source {}: {where_}: {reason}; the rest of the window is skipped", self.name),
+                    format!(
+                        "source {}: {where_}: {reason}; reading the window again from its first page (attempt {} of \
+                         {MAX_BROKEN_PAGES})",
+                        self.name, window.broken_pages
+                    ),
+                    &response.body,
+                );
+                if let Some(newest) = window.newest_ms {
+                    // Inclusive (`>=`): the entries of that same millisecond not read yet (the
+                    // timestamps have up to nanoseconds; `newest` is floored to the millisecond).
+                    window.start_ms = window.start_ms.max(newest);
+                }
+                window.page_token = None;
+                self.cursor.window = Some(window);
+                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))));
+            }
+            Err((response, reason)) => {
+                // The window was read again MAX_BROKEN_PAGES times and still breaks: give up its
+                // rest rather than loop on it; the next window's overlap re-reads its last
+                // `overlap_secs`.
+                batch.reject(
+                    format!(
+                        "source {}: {where_}: {reason}; {MAX_BROKEN_PAGES} pages of this window could not be read: \
+                         the rest of the window is given up",
+                        self.name
+                    ),
                     &response.body,
                 );
                 None
@@ -273,31 +320,36 @@ impl Source for GcpAuditSource {
 
 impl GcpAuditSource {
     /// Adds one LogEntry to the batch (or dead-letters it), unless it was delivered before.
-    fn take(&mut self, batch: &mut RawBatch, entry: &RawValue, where_: &str) {
+    /// Returns its time when it has an identity, whether delivered now or a repeat.
+    fn take(&mut self, batch: &mut RawBatch, entry: &RawValue, where_: &str) -> Option<i64> {
         let name = &self.name;
         let head: EntryHead = match serde_json::from_str(entry.get()) {
             Ok(head) => head,
             Err(e) => {
-                return batch.reject(format!("source {name}: {where_}: not a LogEntry: {e}"), entry.get().as_bytes())
+                batch.reject(format!("source {name}: {where_}: not a LogEntry: {e}"), entry.get().as_bytes());
+                return None;
             }
         };
         let (Some(log_name), Some(timestamp), Some(insert_id)) =
             (text(head.log_name.as_ref()), text(head.timestamp.as_ref()), text(head.insert_id.as_ref()))
         else {
-            return batch.reject(
+            batch.reject(
                 format!("source {name}: {where_}: the entry lacks logName, timestamp or insertId (its identity)"),
                 entry.get().as_bytes(),
             );
+            return None;
         };
+        // Floored to the millisecond (`div_euclid`), so a bound at this time includes the entry.
+        let time_ms = OffsetDateTime::parse(timestamp, &Rfc3339)
+            .ok()
+            .and_then(|t| i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok());
         // Cloud Logging treats entries with the same log, timestamp and insertId as one.
         let id = format!("{log_name}|{timestamp}|{insert_id}");
         if !self.cursor.recent.insert(&id) {
             tracing::debug!(source = %name, id = %quote(&id), "dropped an entry already delivered");
-            return;
+            return time_ms;
         }
-        let time_ms = OffsetDateTime::parse(timestamp, &Rfc3339)
-            .ok()
-            .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok());
         batch.event(&id, time_ms, entry.get().as_bytes());
+        time_ms
     }
 }

@@ -177,7 +177,7 @@ async fn a_key_the_token_endpoint_refuses_is_fatal_and_names_the_option() {
 }
 
 #[tokio::test]
-async fn truncated_and_garbled_pages_and_bad_entries_never_stop_the_source() {
+async fn truncated_pages_and_bad_entries_never_stop_the_source() {
     let mut all = entries("g", 50);
     let (fake, base) = start(all.clone()).await;
     fake.state.lock().unwrap().truncate_next = 2;
@@ -189,20 +189,83 @@ async fn truncated_and_garbled_pages_and_bad_entries_never_stop_the_source() {
     let mut bad = fake::entry("bad", T0 - 100_000);
     bad.value.as_object_mut().unwrap().remove("insertId");
     all.push(bad);
-    let (fake, base) = start(all.clone()).await;
-    fake.state.lock().unwrap().garble_offset = Some(20);
-    let delivered = poll_like_the_runner(&mut source(config(&base), &clock), None, StopAt::Idle).await;
-    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
-    assert_eq!(delivered.events.len(), 20, "the first page; the garbled one and the rest of the window skipped");
-    assert_eq!(delivered.rejected.len(), 1);
-    assert!(delivered.rejected[0].contains("source audit: entries.list window"), "{}", delivered.rejected[0]);
-
     let (_fake, base) = start(all).await;
     let delivered = poll_like_the_runner(&mut source(config(&base), &clock), None, StopAt::Idle).await;
     assert_eq!(delivered.events.len(), 50);
     assert_eq!(delivered.rejected.len(), 1);
     assert!(delivered.rejected[0].contains("lacks logName, timestamp or insertId"), "{}", delivered.rejected[0]);
     assert_no_secret(&delivered);
+}
+
+/// `n` entries one minute apart and 123 ms past the second, oldest first, with the 20th and
+/// 21st in one millisecond (nanosecond timestamps): astride the first and second pages.
+fn entries_sharing_a_millisecond(n: i64) -> Vec<fake::FakeEntry> {
+    let mut all: Vec<_> = (0..n).map(|i| fake::entry(&format!("n{i:04}"), T0 - 7_200_000 + i * 60_000 + 123)).collect();
+    let mut twin = fake::entry("twin", all[19].time_ms);
+    for (entry, nanos) in [(&mut all[19], ".123456789Z"), (&mut twin, ".123999999Z")] {
+        let timestamp = entry.value["timestamp"].as_str().unwrap().replace(".123Z", nanos);
+        entry.value["timestamp"] = serde_json::json!(timestamp);
+    }
+    all.insert(20, twin);
+    all
+}
+
+#[tokio::test]
+async fn a_garbled_page_is_dead_lettered_and_the_window_read_again_from_the_newest_entry_read() {
+    // Every page at offset 20 is garbled (neither its entries nor its token can be read): each
+    // time the body is dead-lettered and the window read again from its first page, starting at
+    // the newest entry already read, that millisecond included; pages come oldest first, so
+    // nothing is skipped, and the entries read again are dropped as repeats.
+    let all = entries_sharing_a_millisecond(50);
+    let (fake, base) = start(all.clone()).await;
+    fake.state.lock().unwrap().garble_offset = Some(20);
+    let clock = Arc::new(AtomicI64::new(T0));
+    let delivered = poll_like_the_runner(&mut source(config(&base), &clock), None, StopAt::Idle).await;
+    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+    assert_eq!(set(&delivered), ids(&all), "nothing lost to garbled pages");
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    assert_eq!(delivered.rejected.len(), 2, "{:?}", delivered.rejected);
+    for (i, reason) in delivered.rejected.iter().enumerate() {
+        let attempt = format!("reading the window again from its first page (attempt {} of 3)", i + 1);
+        assert!(
+            reason.starts_with("source audit: entries.list window ")
+                && reason.contains("a later page")
+                && reason.contains("not the expected JSON")
+                && reason.ends_with(&attempt),
+            "{reason}"
+        );
+    }
+    // The second reading starts at the millisecond of the 20th entry, as Google writes times.
+    let start = fake::entry("x", all[19].time_ms).value["timestamp"].as_str().unwrap().to_string();
+    assert!(start.ends_with(".123Z"), "{start}");
+    let reason = &delivered.rejected[1];
+    assert!(reason.starts_with(&format!("source audit: entries.list window {start}..")), "{reason}");
+    assert_no_secret(&delivered);
+}
+
+#[tokio::test]
+async fn a_window_that_keeps_breaking_is_given_up_after_three_readings() {
+    // 101 entries, 20 a page, the page at offset 20 of every reading garbled: each reading gets
+    // 19 entries further, and the fourth break gives the rest of the window up.
+    let all = entries_sharing_a_millisecond(100);
+    let (fake, base) = start(all.clone()).await;
+    fake.state.lock().unwrap().garble_offset = Some(20);
+    let clock = Arc::new(AtomicI64::new(T0));
+    let delivered = poll_like_the_runner(&mut source(config(&base), &clock), None, StopAt::Idle).await;
+    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+    assert_eq!(set(&delivered), ids(&all[..77]), "four readings' first pages");
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    assert_eq!(delivered.rejected.len(), 4, "{:?}", delivered.rejected);
+    assert!(delivered.rejected[2].ends_with("(attempt 3 of 3)"), "{}", delivered.rejected[2]);
+    assert!(
+        delivered.rejected[3].ends_with("3 pages of this window could not be read: the rest of the window is given up"),
+        "{}",
+        delivered.rejected[3]
+    );
+    // The window is done: no new one until poll_interval_secs more have passed.
+    let mut resumed = source(config(&base), &clock);
+    resumed.open(delivered.cursor.clone()).await.unwrap();
+    assert!(matches!(resumed.poll().await.unwrap(), SourcePoll::Idle(_)));
 }
 
 #[tokio::test]
