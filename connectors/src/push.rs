@@ -54,7 +54,7 @@ pub struct PushQueue {
 }
 
 impl PushQueue {
-    /// Queues a delivery and waits, at most `patience`, until it is durable.
+    /// Queues a delivery and waits, at most `patience` in all, until it is durable.
     pub async fn deliver(
         &self,
         events: Vec<PushedEvent>,
@@ -63,11 +63,13 @@ impl PushQueue {
     ) -> Result<(), PushError> {
         let (durable, is_durable) = oneshot::channel();
         let delivery = Delivery { events, rejected, durable };
-        match tokio::time::timeout(patience, self.tx.send(delivery)).await {
+        // One deadline for queueing and durability: the sender's own timeout is short (Okta 3 s).
+        let deadline = tokio::time::Instant::now() + patience;
+        match tokio::time::timeout_at(deadline, self.tx.send(delivery)).await {
             Ok(Ok(())) => {}
             _ => return Err(PushError::Unavailable),
         }
-        match tokio::time::timeout(patience, is_durable).await {
+        match tokio::time::timeout_at(deadline, is_durable).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(PushError::Unavailable),
             Err(_) => Err(PushError::NotDurableYet),

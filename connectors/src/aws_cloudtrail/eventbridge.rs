@@ -67,6 +67,10 @@ impl EventBridgeSource {
         if !config.path.starts_with('/') {
             return Err(bad("path", "it must start with /"));
         }
+        // An empty key would let anyone who sends an empty header push events.
+        if config.api_key.expose().trim().is_empty() {
+            return Err(bad("api_key", "it is empty"));
+        }
         let (queue, receiver) = PushReceiver::channel(name, VENDOR);
         let hook = Hook {
             name: name.to_string(),

@@ -342,3 +342,15 @@ async fn an_eventbridge_delivery_not_durable_in_time_is_answered_503() {
     // Never committed in time.
     assert_eq!(response.await.unwrap().status().as_u16(), 503);
 }
+
+#[test]
+fn an_eventbridge_source_without_a_key_is_refused() {
+    let config = EventBridgeConfig {
+        path: "/hooks/aws".into(),
+        api_key_header: "x-api-key".into(),
+        api_key: Secret::new(" "),
+        patience_ms: 3000,
+    };
+    let error = EventBridgeSource::new("eb", config).err().expect("refused");
+    assert_eq!((error.option, error.reason.as_str()), ("api_key", "it is empty"));
+}

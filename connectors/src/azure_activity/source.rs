@@ -216,25 +216,22 @@ impl AzureActivitySource {
         let mut batch = RawBatch::new(&self.name, VENDOR);
         let at = self.cursor.subscriptions.entry(subscription.clone()).or_default();
         let next = match answer {
-            Ok((response, page)) => {
+            Ok((_, page)) => {
                 for (i, event) in page.value.iter().enumerate() {
                     take(&self.name, &mut at.recent, &mut batch, event, &format!("{where_}, event {i}"));
                 }
                 match page.next_link.filter(|l| !l.is_empty()) {
                     Some(link) if same_origin(&link, &self.base) => Some(link),
                     Some(link) => {
-                        // Following it would send the access token to another host.
-                        batch.reject(
-                            format!(
-                                "source {}: {where_}: nextLink {:?} is not on base_url's origin ({}); the rest of the \
-                                 window is skipped",
-                                self.name,
-                                quote(&link),
-                                self.base.origin().ascii_serialization()
-                            ),
-                            &response.body,
-                        );
-                        None
+                        // Following it would send the access token to another host, and skipping
+                        // it would lose the rest of the window: stop, and say how to fix it.
+                        return Err(ComponentError::fatal(format!(
+                            "source {}: {where_}: nextLink {:?} is not on base_url's origin ({}); set base_url to \
+                             the origin Azure Resource Manager links to",
+                            self.name,
+                            quote(&link),
+                            self.base.origin().ascii_serialization()
+                        )));
                     }
                     None => None,
                 }

@@ -149,7 +149,7 @@ async fn a_wrong_client_secret_is_fatal_and_names_the_option_not_the_value() {
 }
 
 #[tokio::test]
-async fn truncated_and_foreign_linked_pages_never_stop_the_source() {
+async fn a_truncated_page_is_read_again_and_a_foreign_next_link_stops_the_source() {
     let a = events(SUB_A, "a", 50);
     let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
     fake.state.lock().unwrap().truncate_next = 2;
@@ -158,13 +158,20 @@ async fn truncated_and_foreign_linked_pages_never_stop_the_source() {
     assert!(delivered.errors.is_empty() && delivered.rejected.is_empty());
     assert_eq!(set(&delivered), ids(&a), "a page truncated twice is read on the third try");
 
+    // Following a nextLink to another origin would send the token there; skipping it would lose
+    // the rest of the window: the source stops with a fatal error saying how to fix it, and
+    // commits nothing past the page before it.
     let (fake, base) = start(BTreeMap::from([(SUB_A.into(), a.clone())])).await;
     fake.state.lock().unwrap().foreign_next_link = true;
     let delivered = poll_like_the_runner(&mut source(config(&base, &[SUB_A]), &clock), None, StopAt::Idle).await;
-    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
-    assert_eq!(delivered.events.len(), 20, "the first page");
-    assert_eq!(delivered.rejected.len(), 1);
-    assert!(delivered.rejected[0].contains("is not on base_url's origin"), "{}", delivered.rejected[0]);
+    assert_eq!(delivered.errors.len(), 1, "{:?}", delivered.errors);
+    let error = &delivered.errors[0];
+    assert_eq!(error.kind, weir_schemas::component::ErrorKind::Fatal);
+    assert!(
+        error.message.contains("is not on base_url's origin") && error.message.contains("set base_url"),
+        "{error:?}"
+    );
+    assert!(delivered.events.is_empty() && delivered.cursor.is_none(), "nothing committed past the link");
     assert_eq!(fake.state.lock().unwrap().requests, 1, "the foreign link was not followed");
     assert_no_secret(&delivered);
 }

@@ -120,9 +120,19 @@ impl GcpAuditSource {
         if config.resource_names.is_empty() || config.resource_names.len() > 100 {
             return Err(bad("resource_names", "list 1 to 100 resources (projects/P, organizations/O, ...)".into()));
         }
-        // serde_json's messages name positions and expected tokens, never the text read.
-        let key: ServiceAccountKey = serde_json::from_str(config.service_account_key.expose())
-            .map_err(|e| bad("service_account_key", format!("not a service-account key file (JSON): {e}")))?;
+        // Only the kind and position of a JSON error: serde's message may quote the text read
+        // (e.g. "invalid type: string \"...\"" for a key JSON encoded twice), which is the key.
+        let key: ServiceAccountKey = serde_json::from_str(config.service_account_key.expose()).map_err(|e| {
+            let kind = match e.classify() {
+                serde_json::error::Category::Io | serde_json::error::Category::Eof => "it ends too early",
+                serde_json::error::Category::Syntax => "it is not JSON",
+                serde_json::error::Category::Data => "it is JSON but not a key object (encoded twice?)",
+            };
+            bad(
+                "service_account_key",
+                format!("not a service-account key file: {kind} (line {}, column {})", e.line(), e.column()),
+            )
+        })?;
         let (Some(email), Some(pem)) = (key.client_email, key.private_key) else {
             return Err(bad("service_account_key", "the key file has no client_email or private_key".into()));
         };

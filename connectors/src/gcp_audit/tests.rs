@@ -174,6 +174,12 @@ async fn a_key_the_token_endpoint_refuses_is_fatal_and_names_the_option() {
     broken.service_account_key = Secret::new("{\"private_key\": \"-----BEGIN PRIVATE KEY-----\nMIIE");
     let error = GcpAuditSource::new("audit", broken).err().expect("refused").to_string();
     assert!(error.contains("service_account_key") && !error.contains("MIIE"), "{error}");
+    // A key file encoded twice (a JSON string holding the JSON): serde would quote the string.
+    let mut twice = config("http://127.0.0.1:1");
+    let key_text = fake::key_file("http://127.0.0.1:1");
+    twice.service_account_key = Secret::new(serde_json::to_string(&key_text).unwrap());
+    let error = GcpAuditSource::new("audit", twice).err().expect("refused").to_string();
+    assert!(error.contains("encoded twice") && !error.contains("PRIVATE KEY") && !error.contains("MII"), "{error}");
 }
 
 #[tokio::test]

@@ -278,7 +278,8 @@ impl OAuthClientCredentials {
             Some(serde_json::Value::String(s)) => s.parse().ok(),
             _ => None,
         }
-        .map_or(Duration::from_secs(3600), Duration::from_secs);
+        // A vendor number: bounded so the arithmetic below cannot overflow.
+        .map_or(Duration::from_secs(3600), |secs| Duration::from_secs(secs.clamp(1, 366 * 86_400)));
         // Refresh a tenth of the lifetime early (at least 30 s, at most 5 min) so a request
         // never leaves with a token about to expire.
         let margin = (lifetime / 10).clamp(Duration::from_secs(30), Duration::from_secs(300)).min(lifetime / 2);

@@ -55,18 +55,19 @@ pub fn server_wait(status: u16, headers: &HeaderMap, now: SystemTime) -> Option<
 /// A reset header's value as a delay: epoch seconds (≥ 10⁹) relative to `server_now`, else a
 /// number of seconds.
 fn reset_delay(value: &str, server_now: SystemTime) -> Option<Duration> {
-    let seconds: f64 = value.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)?;
+    // Vendor text: bound it before any arithmetic (a far-future or garbage value must not panic).
+    let seconds: f64 = value.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e13)?;
     if seconds >= 1e9 {
-        let reset = UNIX_EPOCH + Duration::from_secs_f64(seconds);
-        Some(reset.duration_since(server_now).unwrap_or(Duration::ZERO))
+        let reset = UNIX_EPOCH.checked_add(Duration::from_secs_f64(seconds))?;
+        Some(reset.duration_since(server_now).unwrap_or(Duration::ZERO).min(MAX_SERVER_WAIT))
     } else {
-        Some(Duration::from_secs_f64(seconds))
+        Some(Duration::from_secs_f64(seconds).min(MAX_SERVER_WAIT))
     }
 }
 
 /// `hh:mm:ss` as a duration.
 fn parse_hms(value: &str) -> Option<Duration> {
     let mut parts = value.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let (h, m, s) = (parts.next()??.min(24), parts.next()??.min(60), parts.next()??.min(60));
     parts.next().is_none().then(|| Duration::from_secs(h * 3600 + m * 60 + s))
 }

@@ -81,3 +81,14 @@ fn link_headers_are_read_whether_repeated_or_comma_joined() {
     assert_eq!(joined.next_link().as_deref(), Some("https://o.okta.com/api/v1/logs?after=x"));
     assert_eq!(response(&[("link", "<https://o.okta.com/x>; rel=\"self\"")]).next_link(), None);
 }
+
+#[test]
+fn absurd_reset_values_are_bounded_not_a_panic() {
+    let now = at(NOW);
+    for value in ["1e20", "99999999999999999999", "-5", "NaN", "inf", "soon"] {
+        let wait = server_wait(429, &headers(&[("x-rate-limit-reset", value)]), now);
+        assert!(wait.is_none_or(|w| w <= Duration::from_secs(900)), "{value}: {wait:?}");
+    }
+    let wait = server_wait(429, &headers(&[("x-ms-user-quota-resets-after", "99999:99:99")]), now);
+    assert_eq!(wait, Some(Duration::from_secs(900)));
+}

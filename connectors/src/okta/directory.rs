@@ -284,8 +284,10 @@ impl Source for OktaDirectorySource {
         }
         let next = cursor.next.clone().unwrap_or_default();
         let url = self.okta.same_origin(&next).map_err(|reason| self.fatal(reason))?;
-        let mut letters = std::mem::take(&mut self.group_letters);
+        let mut letters = Vec::new();
         let (users, more) = self.page(url, "users", &mut letters).await?;
+        // Only now that the page is in hand: a failed fetch must keep the groups' dead letters.
+        letters.splice(0..0, std::mem::take(&mut self.group_letters));
         let mut batch = RawBatch::new(&self.name, VENDOR);
         let mut emitted = Vec::new();
         for (index, user) in users.iter().enumerate() {
