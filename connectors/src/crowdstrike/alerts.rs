@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
@@ -24,6 +25,9 @@ const DETAILS_CHUNK: usize = 1000;
 /// The query endpoint's largest `offset + limit`.
 const MAX_WINDOW: usize = 10_000;
 
+/// The combined endpoint's largest page.
+const COMBINED_LIMIT: usize = 1000;
+
 /// Where the source is.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +43,20 @@ struct Cursor {
     /// Alert versions delivered recently.
     #[serde(default)]
     recent: RecentIds,
+    /// Reading the second `from_ms` falls in through the combined endpoint, when more alerts
+    /// share it than the query endpoint's offset window reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    drain: Option<Drain>,
+}
+
+/// Where the source is in a second read through `POST /alerts/combined/alerts/v1`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Drain {
+    /// The `after` token of its next page; `None` for its first.
+    after: Option<String>,
+    /// Alerts at its start still to drop: those the offset paging already read (the same sort).
+    skip: usize,
 }
 
 /// What an alert needs for its envelope.
@@ -63,6 +81,8 @@ pub struct CrowdStrikeAlertsSource {
     /// Caught up: the next query waits until then.
     next_poll_at: Option<Instant>,
     newest_ms: Option<i64>,
+    /// Details answers found unreadable in a row, to retry them a bounded number of times.
+    unreadable: api::Unreadable,
 }
 
 impl CrowdStrikeAlertsSource {
@@ -95,7 +115,86 @@ impl CrowdStrikeAlertsSource {
             outstanding: false,
             next_poll_at: None,
             newest_ms: None,
+            unreadable: api::Unreadable::default(),
         })
+    }
+}
+
+impl CrowdStrikeAlertsSource {
+    /// One page of the second `cursor.from_ms` falls in, from `POST /alerts/combined/alerts/v1`
+    /// (alerts with their details, paged by an `after` token with no window limit).
+    async fn poll_drain(&mut self, mut cursor: Cursor, mut drain: Drain) -> Result<SourcePoll, ComponentError> {
+        let second = cursor.from_ms.div_euclid(1000) * 1000;
+        let mut fql = format!(
+            "updated_timestamp:>='{}'+updated_timestamp:<'{}'",
+            api::fql_time(second),
+            api::fql_time(second + 1000)
+        );
+        if let Some(filter) = &self.filter {
+            fql = format!("{fql}+({filter})");
+        }
+        let limit = self.page_size.min(COMBINED_LIMIT);
+        let mut body = serde_json::json!({ "filter": fql, "sort": "updated_timestamp.asc", "limit": limit });
+        if let Some(after) = &drain.after {
+            body["after"] = after.as_str().into();
+        }
+        let what = "POST /alerts/combined/alerts/v1";
+        let request = ApiRequest::post_json(self.falcon.url("/alerts/combined/alerts/v1"), &body);
+        let answer = self.falcon.client.send_page(&request, &self.falcon.auth, parse_envelope).await;
+        let mut batch = RawBatch::new(&self.falcon.name, VENDOR);
+        let page = match answer.map_err(|e| self.falcon.error(e))? {
+            Ok((_, page)) => page,
+            Err((response, reason)) => {
+                // Like an unreadable query page: nothing taken, the cursor stays, the same page
+                // is asked again after the interval.
+                batch.reject(format!("crowdstrike {what}: HTTP {}: {reason}", response.status), &response.body);
+                self.next_poll_at = Some(Instant::now() + self.interval);
+                self.outstanding = true;
+                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&cursor))));
+            }
+        };
+        if let Some(errors) = &page.errors {
+            reject_partial(&mut batch, what, errors);
+        }
+        let skip = drain.skip.min(page.resources.len());
+        drain.skip -= skip;
+        let newest = take_alerts(&mut batch, &mut cursor.recent, what, &page.resources[skip..]);
+        self.unreadable.clear();
+        if let Some(n) = newest {
+            cursor.high_water_ms = Some(cursor.high_water_ms.map_or(n, |hw| hw.max(n)));
+        }
+        match page.pagination.after.filter(|a| !a.is_empty()) {
+            Some(after) if page.resources.len() >= limit => {
+                drain.after = Some(after);
+                cursor.drain = Some(drain);
+            }
+            _ => {
+                // The second is read: the query endpoint goes on from the next one.
+                cursor.drain = None;
+                cursor.from_ms = second + 1000;
+                cursor.offset = 0;
+            }
+        }
+        Ok(self.hand_over(batch, cursor))
+    }
+
+    /// Hands `batch` over with `cursor`, or reports idle when there is nothing new.
+    fn hand_over(&mut self, batch: RawBatch, cursor: Cursor) -> SourcePoll {
+        if let Some(ms) = batch.newest_event_ms() {
+            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
+        }
+        let unchanged = self.working.as_ref().is_some_and(|w| {
+            w.from_ms == cursor.from_ms
+                && w.offset == cursor.offset
+                && w.high_water_ms == cursor.high_water_ms
+                && w.drain == cursor.drain
+        });
+        if batch.is_empty() && unchanged {
+            return SourcePoll::Idle(self.interval);
+        }
+        self.working = Some(cursor.clone());
+        self.outstanding = true;
+        SourcePoll::Batch(batch.finish(save_cursor(&cursor)))
     }
 }
 
@@ -112,12 +211,14 @@ impl Source for CrowdStrikeAlertsSource {
                 offset: 0,
                 high_water_ms: None,
                 recent: RecentIds::new(RECENT_IDS),
+                drain: None,
             },
         };
         self.committed = Some(cursor.clone());
         self.working = Some(cursor);
         self.outstanding = false;
         self.next_poll_at = None;
+        self.unreadable.clear();
         Ok(())
     }
 
@@ -136,6 +237,9 @@ impl Source for CrowdStrikeAlertsSource {
         let Some(mut cursor) = self.working.clone() else {
             return Err(ComponentError::fatal(format!("source {}: polled before it was opened", self.falcon.name)));
         };
+        if let Some(drain) = cursor.drain.clone() {
+            return self.poll_drain(cursor, drain).await;
+        }
         let mut fql = format!("updated_timestamp:>='{}'", api::fql_time(cursor.from_ms));
         if let Some(filter) = &self.filter {
             fql = format!("{fql}+({filter})");
@@ -166,7 +270,7 @@ impl Source for CrowdStrikeAlertsSource {
         let ids = api::ids(&mut batch, what, &page.resources);
         let full_page = page.resources.len() >= limit;
         let mut newest: Option<i64> = None;
-        for chunk in ids.chunks(DETAILS_CHUNK) {
+        for (chunk_no, chunk) in ids.chunks(DETAILS_CHUNK).enumerate() {
             let what = "POST /alerts/entities/alerts/v2";
             let request = ApiRequest::post_json(
                 self.falcon.url("/alerts/entities/alerts/v2"),
@@ -176,55 +280,39 @@ impl Source for CrowdStrikeAlertsSource {
             let details = match answer.map_err(|e| self.falcon.error(e))? {
                 Ok((_, details)) => details,
                 Err((response, reason)) => {
-                    batch.reject(
-                        format!(
-                            "crowdstrike {what}: HTTP {}: {reason}; the details of {} alert(s) from {} were lost",
-                            response.status,
-                            chunk.len(),
-                            quote(&chunk[0])
-                        ),
-                        &response.body,
-                    );
-                    continue;
+                    // The ids of this chunk are known but not their alerts: moving the cursor past
+                    // them would lose them. Keyed by query position, not ids, so new alerts
+                    // arriving cannot reset the count and stall the source.
+                    let at = format!("{}/{}/{chunk_no}", cursor.from_ms, cursor.offset);
+                    let why = format!("HTTP {}: {reason}", response.status);
+                    match self.unreadable.record(at) {
+                        Ok(n) => {
+                            // Nothing of this poll was kept (`cursor` is a copy, `self` untouched
+                            // but for the count): the runner backs off and polls this page again.
+                            return Err(ComponentError::retryable(format!(
+                                "source {}: crowdstrike {what}: {why}; the details of {} alert(s) from {} are asked \
+                                 again (unreadable {n} time(s) in a row, given up at {})",
+                                self.falcon.name,
+                                chunk.len(),
+                                quote(&chunk[0]),
+                                api::UNREADABLE_POLLS
+                            )));
+                        }
+                        Err(()) => {
+                            api::reject_ids(&mut batch, what, "composite_ids", chunk, &why, &response.body);
+                            continue;
+                        }
+                    }
                 }
             };
             if let Some(errors) = &details.errors {
                 reject_partial(&mut batch, what, errors);
             }
-            for (n, alert) in details.resources.iter().enumerate() {
-                let meta = serde_json::from_str::<AlertMeta>(alert.get());
-                let (id, updated) = match meta {
-                    Ok(AlertMeta { composite_id: Some(id), updated_timestamp: Some(updated) }) => (id, updated),
-                    Ok(_) => {
-                        batch.reject(
-                            format!("crowdstrike {what}: resources[{n}] has no `composite_id` or `updated_timestamp`"),
-                            alert.get().as_bytes(),
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        batch.reject(format!("crowdstrike {what}: resources[{n}]: {e}"), alert.get().as_bytes());
-                        continue;
-                    }
-                };
-                let Some(updated_ms) = parse_time_ms(&updated) else {
-                    batch.reject(
-                        format!(
-                            "crowdstrike {what}: alert {}: `updated_timestamp` {} is not an RFC 3339 time",
-                            quote(&id),
-                            quote(&updated)
-                        ),
-                        alert.get().as_bytes(),
-                    );
-                    continue;
-                };
-                newest = Some(newest.map_or(updated_ms, |n| n.max(updated_ms)));
-                // Alerts change (status, assignee): each version is an event of its own, once.
-                if cursor.recent.insert(&format!("{id}:{updated}")) {
-                    batch.event(&format!("{id}@{updated}"), Some(updated_ms), alert.get().as_bytes());
-                }
+            if let Some(n) = take_alerts(&mut batch, &mut cursor.recent, what, &details.resources) {
+                newest = Some(newest.map_or(n, |m| m.max(n)));
             }
         }
+        self.unreadable.clear();
         if let Some(n) = newest {
             cursor.high_water_ms = Some(cursor.high_water_ms.map_or(n, |hw| hw.max(n)));
         }
@@ -237,7 +325,16 @@ impl Source for CrowdStrikeAlertsSource {
                     cursor.from_ms = n;
                     cursor.offset = 0;
                 }
-                _ => cursor.offset += page.resources.len(),
+                _ => {
+                    cursor.offset += page.resources.len();
+                    if cursor.offset >= MAX_WINDOW {
+                        // More than 10,000 alerts share this second (a bulk status change): the
+                        // query endpoint refuses a larger offset (HTTP 400), so the rest of the
+                        // second is read through the combined endpoint, which pages by token.
+                        cursor.drain = Some(Drain { after: None, skip: cursor.offset });
+                        cursor.offset = 0;
+                    }
+                }
             }
         } else {
             // Caught up: the next poll looks back `overlap_secs` before the newest update seen, for
@@ -248,18 +345,7 @@ impl Source for CrowdStrikeAlertsSource {
             cursor.offset = 0;
             self.next_poll_at = Some(Instant::now() + self.interval);
         }
-        if let Some(ms) = batch.newest_event_ms() {
-            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
-        }
-        let unchanged = self.working.as_ref().is_some_and(|w| {
-            w.from_ms == cursor.from_ms && w.offset == cursor.offset && w.high_water_ms == cursor.high_water_ms
-        });
-        if batch.is_empty() && unchanged {
-            return Ok(SourcePoll::Idle(self.interval));
-        }
-        self.working = Some(cursor.clone());
-        self.outstanding = true;
-        Ok(SourcePoll::Batch(batch.finish(save_cursor(&cursor))))
+        Ok(self.hand_over(batch, cursor))
     }
 
     async fn committed(&mut self, _cursor: Option<&str>) -> Result<(), ComponentError> {
@@ -273,4 +359,44 @@ impl Source for CrowdStrikeAlertsSource {
     fn stats(&self) -> SourceStats {
         SourceStats { retries: self.falcon.client.retries(), cursor_time_ms: self.newest_ms }
     }
+}
+
+/// Turns the alerts in `resources` (an answer of `what`) into events, each version once (`recent`
+/// remembers them); returns the newest `updated_timestamp` among them (ms).
+fn take_alerts(batch: &mut RawBatch, recent: &mut RecentIds, what: &str, resources: &[Box<RawValue>]) -> Option<i64> {
+    let mut newest: Option<i64> = None;
+    for (n, alert) in resources.iter().enumerate() {
+        let meta = serde_json::from_str::<AlertMeta>(alert.get());
+        let (id, updated) = match meta {
+            Ok(AlertMeta { composite_id: Some(id), updated_timestamp: Some(updated) }) => (id, updated),
+            Ok(_) => {
+                batch.reject(
+                    format!("crowdstrike {what}: resources[{n}] has no `composite_id` or `updated_timestamp`"),
+                    alert.get().as_bytes(),
+                );
+                continue;
+            }
+            Err(e) => {
+                batch.reject(format!("crowdstrike {what}: resources[{n}]: {e}"), alert.get().as_bytes());
+                continue;
+            }
+        };
+        let Some(updated_ms) = parse_time_ms(&updated) else {
+            batch.reject(
+                format!(
+                    "crowdstrike {what}: alert {}: `updated_timestamp` {} is not an RFC 3339 time",
+                    quote(&id),
+                    quote(&updated)
+                ),
+                alert.get().as_bytes(),
+            );
+            continue;
+        };
+        newest = Some(newest.map_or(updated_ms, |n: i64| n.max(updated_ms)));
+        // Alerts change (status, assignee): each version is an event of its own, once.
+        if recent.insert(&format!("{id}:{updated}")) {
+            batch.event(&format!("{id}@{updated}"), Some(updated_ms), alert.get().as_bytes());
+        }
+    }
+    newest
 }

@@ -1,6 +1,8 @@
 //! What both Falcon sources share: the connection (OAuth2 client credentials against
 //! `{base}/oauth2/token`), the response envelope, FQL times and error messages.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
@@ -93,6 +95,9 @@ fn join(base: &Url, path: &str) -> Url {
 pub(crate) struct Pagination {
     /// A number (query endpoints) or an opaque scroll token (`devices-scroll`).
     pub offset: Option<serde_json::Value>,
+    /// The token of the next page (`POST /alerts/combined/alerts/v1`); absent on the last.
+    #[serde(default)]
+    pub after: Option<String>,
 }
 
 /// The envelope every Falcon answer has: `{"meta":{..},"resources":[..],"errors":[..]}`.
@@ -132,6 +137,59 @@ pub(crate) fn parse_envelope(response: &ApiResponse) -> Result<Envelope, String>
         errors,
         pagination: body.meta.and_then(|m| m.pagination).unwrap_or_default(),
     })
+}
+
+/// Polls in a row that may find the same answer unreadable (each after the shared client's own
+/// tries) before a source gives that answer up. Until then the poll fails with a retryable error
+/// and keeps nothing, so the runner backs off and asks again from the same position: a passing
+/// fault costs a delay, never an event. Only an answer that stays garbled this long is given up
+/// (see [`reject_ids`]), so that one bad answer cannot stall a source forever.
+pub(crate) const UNREADABLE_POLLS: u32 = 5;
+
+/// Counts, per position, the polls in a row that found the answer there unreadable; cleared
+/// whenever a poll succeeds (a batch goes out and the source moves on).
+#[derive(Debug, Default)]
+pub(crate) struct Unreadable {
+    /// Unreadable answers per position (a source-specific key: query position and chunk).
+    counts: HashMap<String, u32>,
+}
+
+impl Unreadable {
+    /// Records an unreadable answer at `at`. `Ok(n)`: the `n`th there, ask again; `Err(())`: the
+    /// [`UNREADABLE_POLLS`]th or later, give it up. The count is kept after giving up, so when a
+    /// later chunk of the same poll fails and the poll is retried, this one is given up at once
+    /// instead of starting its count over.
+    pub fn record(&mut self, at: String) -> Result<u32, ()> {
+        let count = self.counts.entry(at).or_default();
+        *count += 1;
+        if *count >= UNREADABLE_POLLS {
+            Err(())
+        } else {
+            Ok(*count)
+        }
+    }
+
+    /// Forgets the counts (a poll succeeded: the source moved on).
+    pub fn clear(&mut self) {
+        self.counts.clear();
+    }
+}
+
+/// Dead-letters ids whose details answer stayed unreadable over [`UNREADABLE_POLLS`] polls. The
+/// payload is the request body that fetches them again (`{"<field>":[..]}`), so an operator can
+/// replay it; the garbled answer itself goes to the dead-letter topic too, for diagnosis.
+pub(crate) fn reject_ids(batch: &mut RawBatch, what: &str, field: &str, ids: &[String], why: &str, garbled: &[u8]) {
+    let first = ids.first().map_or_else(String::new, |id| quote(id));
+    batch.reject(
+        format!(
+            "crowdstrike {what}: {why}; the answer stayed unreadable over {UNREADABLE_POLLS} polls, so the details of \
+             {} id(s) from {first} were not read and the source moved on: this payload is the request body that \
+             fetches them again",
+            ids.len()
+        ),
+        serde_json::json!({ field: ids }).to_string().as_bytes(),
+    );
+    batch.reject(format!("crowdstrike {what}: {why}; the unreadable answer (ids dead-lettered apart)"), garbled);
 }
 
 /// Dead-letters the `errors` of an answer that still carried results.

@@ -127,6 +127,7 @@ impl FakeFalcon {
             .route("/oauth2/token", post(token))
             .route("/alerts/queries/alerts/v2", get(query_alerts))
             .route("/alerts/entities/alerts/v2", post(alert_entities))
+            .route("/alerts/combined/alerts/v1", post(combined_alerts))
             .route("/devices/queries/devices-scroll/v1", get(scroll_hosts))
             .route("/devices/entities/devices/v2", post(host_entities))
             .with_state(state.clone());
@@ -141,21 +142,34 @@ impl FakeFalcon {
         }
     }
 
-    /// Creates or changes alert `n`: updated at `updated_ms` with `status`.
-    pub fn set_alert(&self, n: usize, updated_ms: i64, status: &str) {
-        let composite_id =
-            format!("0123456789abcdef0123456789abcdef:ind:fedcba9876543210fedcba9876543210:{n:012}-5701-1");
-        let json = format!(
-            r#"{{"composite_id":"{composite_id}","id":"ind:fedcba9876543210fedcba9876543210:{n:012}-5701-1","cid":"0123456789abcdef0123456789abcdef","product":"epp","type":"ldt","name":"SyntheticBehavior{n}","severity":50,"severity_name":"Medium","status":"{status}","created_timestamp":"{}","updated_timestamp":"{}","device":{{"device_id":"dev{n:029}","hostname":"host-{n}"}},"process_id":"{}"}}"#,
-            rfc3339(updated_ms - 60_000),
-            rfc3339(updated_ms),
-            12_345_678_901_234_567u64 + n as u64
-        );
-        let mut state = self.state.lock().unwrap();
-        state.alerts.retain(|a| a.composite_id != composite_id);
-        state.alerts.push(FakeAlert { composite_id, updated_ms, json });
+    /// Adds alerts `first..first+count`, all updated at `updated_ms` (a bulk change), at once.
+    pub fn add_alerts_at(&self, first: usize, count: usize, updated_ms: i64) {
+        let alerts: Vec<FakeAlert> = (first..first + count).map(|n| alert(n, updated_ms, "new")).collect();
+        self.state.lock().unwrap().alerts.extend(alerts);
     }
 
+    /// Creates or changes alert `n`: updated at `updated_ms` with `status`.
+    pub fn set_alert(&self, n: usize, updated_ms: i64, status: &str) {
+        let alert = alert(n, updated_ms, status);
+        let mut state = self.state.lock().unwrap();
+        state.alerts.retain(|a| a.composite_id != alert.composite_id);
+        state.alerts.push(alert);
+    }
+}
+
+/// Synthetic alert `n`, updated at `updated_ms` with `status`.
+fn alert(n: usize, updated_ms: i64, status: &str) -> FakeAlert {
+    let composite_id = format!("0123456789abcdef0123456789abcdef:ind:fedcba9876543210fedcba9876543210:{n:012}-5701-1");
+    let json = format!(
+        r#"{{"composite_id":"{composite_id}","id":"ind:fedcba9876543210fedcba9876543210:{n:012}-5701-1","cid":"0123456789abcdef0123456789abcdef","product":"epp","type":"ldt","name":"SyntheticBehavior{n}","severity":50,"severity_name":"Medium","status":"{status}","created_timestamp":"{}","updated_timestamp":"{}","device":{{"device_id":"dev{n:029}","hostname":"host-{n}"}},"process_id":"{}"}}"#,
+        rfc3339(updated_ms - 60_000),
+        rfc3339(updated_ms),
+        12_345_678_901_234_567u64 + n as u64
+    );
+    FakeAlert { composite_id, updated_ms, json }
+}
+
+impl FakeFalcon {
     /// Adds hosts `first..first+count`, modified one second apart from an hour ago.
     pub fn add_hosts(&self, first: usize, count: usize) {
         let base = now_ms() - 3_600_000;
@@ -353,11 +367,46 @@ async fn alert_entities(State(state): State<Shared>, headers: HeaderMap, body: B
     if wanted.len() > 1000 {
         return json(StatusCode::BAD_REQUEST, error_body(400, "too many ids"));
     }
-    let resources: Vec<String> = wanted
-        .iter()
-        .filter_map(|id| state.alerts.iter().find(|a| a.composite_id == *id).map(|a| a.json.clone()))
-        .collect();
+    let by_id: HashMap<&str, &FakeAlert> = state.alerts.iter().map(|a| (a.composite_id.as_str(), a)).collect();
+    let resources: Vec<String> = wanted.iter().filter_map(|id| by_id.get(id).map(|a| a.json.clone())).collect();
     shaped(fault, envelope("{}", &resources, partial(fault)))
+}
+
+/// `POST /alerts/combined/alerts/v1`: alerts in `[>=, <)` of `updated_timestamp`, sorted by it,
+/// paged by an opaque `after` token (absent on the last page).
+async fn combined_alerts(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut state = state.lock().unwrap();
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let filter = request["filter"].as_str().unwrap_or_default().to_string();
+    let after = request["after"].as_str().map(str::to_string);
+    let line = format!("POST /alerts/combined/alerts/v1 filter={filter} after={}", after.as_deref().unwrap_or(""));
+    let fault = match admit(&mut state, &headers, line) {
+        Ok(fault) => fault,
+        Err(response) => return *response,
+    };
+    let limit = request["limit"].as_u64().unwrap_or(100) as usize;
+    if limit > 1000 {
+        return json(StatusCode::BAD_REQUEST, error_body(400, "limit must be at most 1000"));
+    }
+    let (Some(from), to) = (fql_time(&filter, "updated_timestamp:>='"), fql_time(&filter, "updated_timestamp:<'"))
+    else {
+        return json(StatusCode::BAD_REQUEST, error_body(400, "invalid filter"));
+    };
+    let position: usize = match &after {
+        Some(token) => match token.strip_prefix("after-").and_then(|p| p.parse().ok()) {
+            Some(p) => p,
+            None => return json(StatusCode::BAD_REQUEST, error_body(400, "invalid after token")),
+        },
+        None => 0,
+    };
+    let mut matching: Vec<&FakeAlert> =
+        state.alerts.iter().filter(|a| a.updated_ms >= from && to.is_none_or(|t| a.updated_ms < t)).collect();
+    matching.sort_by(|a, b| (a.updated_ms, &a.composite_id).cmp(&(b.updated_ms, &b.composite_id)));
+    let page: Vec<String> = matching.iter().skip(position).take(limit).map(|a| a.json.clone()).collect();
+    let next = position + page.len();
+    let after = if next < matching.len() { format!(r#","after":"after-{next}""#) } else { String::new() };
+    let pagination = format!(r#"{{"limit":{limit},"total":{}{after}}}"#, matching.len());
+    shaped(fault, envelope(&pagination, &page, partial(fault)))
 }
 
 async fn scroll_hosts(

@@ -69,6 +69,9 @@ pub struct CrowdStrikeHostsSource {
     /// A batch was handed over and not yet committed.
     outstanding: bool,
     newest_ms: Option<i64>,
+    /// Scroll pages and details answers found unreadable in a row, to retry them a bounded
+    /// number of times.
+    unreadable: api::Unreadable,
 }
 
 impl CrowdStrikeHostsSource {
@@ -101,6 +104,7 @@ impl CrowdStrikeHostsSource {
             working: Cursor::default(),
             outstanding: false,
             newest_ms: None,
+            unreadable: api::Unreadable::default(),
         })
     }
 
@@ -141,6 +145,7 @@ impl Source for CrowdStrikeHostsSource {
         self.committed = cursor.clone();
         self.working = cursor;
         self.outstanding = false;
+        self.unreadable.clear();
         Ok(())
     }
 
@@ -182,26 +187,18 @@ impl Source for CrowdStrikeHostsSource {
                             self.falcon.name
                         )))
                     }
-                    Err(Ok((status, body, reason))) => {
-                        batch.reject(format!("crowdstrike {what}: HTTP {status}: {reason}"), &body);
-                        return self.hand_over(batch, cursor, None);
-                    }
+                    Err(Ok(unreadable)) => return self.unreadable_page(batch, cursor, sync, unreadable),
                     Err(Err(e)) => return Err(e),
                 }
             }
-            Err(Ok((status, body, reason))) => {
-                // An unreadable page: its ids are unknown, so the sync ends here; the next one
-                // (incremental from this one's start) reads what it would have held.
-                batch.reject(format!("crowdstrike {what}: HTTP {status}: {reason}; the sync ends here"), &body);
-                return self.hand_over(batch, cursor, Some(sync.started_ms));
-            }
+            Err(Ok(unreadable)) => return self.unreadable_page(batch, cursor, sync, unreadable),
             Err(Err(e)) => return Err(e),
         };
         if let Some(errors) = &page.errors {
             reject_partial(&mut batch, what, errors);
         }
         let ids = api::ids(&mut batch, what, &page.resources);
-        for chunk in ids.chunks(DETAILS_CHUNK) {
+        for (chunk_no, chunk) in ids.chunks(DETAILS_CHUNK).enumerate() {
             let what = "POST /devices/entities/devices/v2";
             let request = ApiRequest::post_json(
                 self.falcon.url("/devices/entities/devices/v2"),
@@ -211,16 +208,27 @@ impl Source for CrowdStrikeHostsSource {
             let details = match answer.map_err(|e| self.falcon.error(e))? {
                 Ok((_, details)) => details,
                 Err((response, reason)) => {
-                    batch.reject(
-                        format!(
-                            "crowdstrike {what}: HTTP {}: {reason}; the details of {} host(s) from {} were lost",
-                            response.status,
-                            chunk.len(),
-                            quote(&chunk[0])
-                        ),
-                        &response.body,
-                    );
-                    continue;
+                    // The ids of this chunk are known but not their hosts: moving the scroll past
+                    // them would lose them until they change again.
+                    let why = format!("HTTP {}: {reason}", response.status);
+                    match self.unreadable.record(format!("details/{}/{chunk_no}", position(&sync))) {
+                        Ok(n) => {
+                            // Nothing of this poll was kept (`cursor` and `sync` are copies): the
+                            // runner backs off and polls this page again.
+                            return Err(ComponentError::retryable(format!(
+                                "source {}: crowdstrike {what}: {why}; the details of {} host(s) from {} are asked \
+                                 again (unreadable {n} time(s) in a row, given up at {})",
+                                self.falcon.name,
+                                chunk.len(),
+                                quote(&chunk[0]),
+                                api::UNREADABLE_POLLS
+                            )));
+                        }
+                        Err(()) => {
+                            api::reject_ids(&mut batch, what, "ids", chunk, &why, &response.body);
+                            continue;
+                        }
+                    }
                 }
             };
             if let Some(errors) = &details.errors {
@@ -285,7 +293,51 @@ impl Source for CrowdStrikeHostsSource {
     }
 }
 
+/// Where in a sync a scroll page is, stable across polls (unlike `started_ms` of a sync not yet
+/// in the cursor): the key of [`api::Unreadable`].
+fn position(sync: &Sync) -> String {
+    format!("{:?}/{:?}", sync.since_ms, sync.offset)
+}
+
 impl CrowdStrikeHostsSource {
+    /// A scroll page of `sync` stayed unreadable after the client's tries. Its ids are unknown,
+    /// so the sync must not end (nor skip it): that would lose every host not read yet until it
+    /// changes again. The page is asked again on the next polls; after [`api::UNREADABLE_POLLS`]
+    /// the answer is dead-lettered and the sync starts over from its first page (a token gone
+    /// bad is dropped; the hosts already delivered are dropped as repeats). A page that is
+    /// never readable keeps the sync from ending, visibly (errors, dead letters), rather than
+    /// silently dropping hosts.
+    fn unreadable_page(
+        &mut self,
+        mut batch: RawBatch,
+        mut cursor: Cursor,
+        mut sync: Sync,
+        (status, body, reason): (u16, Vec<u8>, String),
+    ) -> Result<SourcePoll, ComponentError> {
+        let what = "GET /devices/queries/devices-scroll/v1";
+        match self.unreadable.record(format!("scroll/{}", position(&sync))) {
+            Ok(n) => Err(ComponentError::retryable(format!(
+                "source {}: crowdstrike {what}: HTTP {status}: {reason}; the page is asked again (unreadable {n} \
+                 time(s) in a row, the sync starts over at {})",
+                self.falcon.name,
+                api::UNREADABLE_POLLS
+            ))),
+            Err(()) => {
+                batch.reject(
+                    format!(
+                        "crowdstrike {what}: HTTP {status}: {reason}; the page stayed unreadable over {} polls, so \
+                         the sync starts over from its first page",
+                        api::UNREADABLE_POLLS
+                    ),
+                    &body,
+                );
+                sync.offset = None;
+                cursor.sync = Some(sync);
+                self.hand_over(batch, cursor, None)
+            }
+        }
+    }
+
     /// Hands `batch` over with `cursor`; `finished` is the start of a sync that just ended.
     fn hand_over(
         &mut self,
@@ -300,6 +352,8 @@ impl CrowdStrikeHostsSource {
         if let Some(ms) = batch.newest_event_ms() {
             self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
         }
+        // A batch goes out: whatever was unreadable has been read or given up.
+        self.unreadable.clear();
         let text = save_cursor(&cursor);
         self.working = cursor;
         self.outstanding = true;

@@ -8,7 +8,11 @@
 //!   a time). The cursor is the time the query starts from, the offset inside it, the
 //!   `updated_timestamp` high-water mark and the recent `composite_id:updated_timestamp` pairs.
 //!   Through a backlog each page starts from the newest update of the one before (by offset when
-//!   a whole page shares one second); once caught up the next poll, `poll_interval_secs` later,
+//!   a whole page shares one second). The query endpoint refuses `offset + limit` above 10,000, so
+//!   when more alerts than that share one second (a bulk status change) the rest of that second is
+//!   read from `POST /alerts/combined/alerts/v1` (alerts with details, paged by its `after`
+//!   token), dropping the ones the offset paging already read; then the query goes on from the
+//!   next second. Once caught up the next poll, `poll_interval_secs` later,
 //!   starts `overlap_secs` before the high-water mark so alerts indexed late are still seen, and
 //!   the repeats are dropped. Alerts change (status, assignee): each version is one raw event,
 //!   `weir-id` `crowdstrike:<composite_id>@<updated_timestamp>`, event time `updated_timestamp`;
@@ -28,8 +32,21 @@
 //! and the remembered ids drop its repeats: nothing is lost, nothing doubled. 429 (CrowdStrike's
 //! `X-Ratelimit-Retryafter` is an epoch time) and 5xx are retried by the shared client. A 200
 //! with a non-empty `errors` array still gives its results; the errors go to the dead-letter
-//! topic. A page or an entity still unreadable after three tries, or an alert/host without its id
-//! or time, is dead-lettered with what, where and why, and reading goes on. Refused credentials
+//! topic. An alert/host without its id or time is dead-lettered with what, where and why, and
+//! reading goes on.
+//!
+//! **Unreadable answers** (still garbled after the shared client's three tries). The cursor
+//! never moves past ids whose details were not read: the poll fails with a retryable error and
+//! keeps nothing (no cursor, remembered id or time is changed), so the runner backs off and asks
+//! again from the same position. After 5 polls in a row (`UNREADABLE_POLLS`) at the same
+//! position a details answer is given up so that a permanently garbled one cannot stall the
+//! source: its ids are dead-lettered as the JSON request body that fetches them again
+//! (`{"composite_ids":[..]}`, `{"ids":[..]}`), next to the garbled answer, and reading goes on.
+//! A hosts scroll page (its ids unknown) never ends a sync: it is asked again, and after 5 polls
+//! the answer is dead-lettered and the sync starts over from its first page (repeats dropped), so
+//! a page that is never readable keeps the sync from completing, visibly, rather than dropping
+//! hosts. An unreadable alerts query page is dead-lettered and asked again after
+//! `poll_interval_secs`, the cursor unmoved. Refused credentials
 //! (401 after a token refresh, 403) stop the source with an error naming `client_id` and
 //! `client_secret`, never their values.
 

@@ -1,6 +1,6 @@
 //! Tests of the CrowdStrike sources against the fake Falcon API on 127.0.0.1.
 
-use weir_schemas::component::{ErrorKind, Source, SourcePoll};
+use weir_schemas::component::{ComponentError, ErrorKind, Rejected, Source, SourcePoll};
 
 use super::fake::{rfc3339, FakeFalcon, Fault};
 use super::{Cloud, CrowdStrikeAlertsConfig, CrowdStrikeAlertsSource, CrowdStrikeHostsConfig, CrowdStrikeHostsSource};
@@ -177,25 +177,97 @@ async fn an_expired_token_is_replaced_and_the_request_sent_again() {
 }
 
 #[tokio::test]
-async fn truncated_json_is_retried_then_dead_lettered_and_the_alerts_read_later() {
+async fn details_unreadable_a_few_polls_running_are_asked_again_and_nothing_is_lost() {
     let fake = FakeFalcon::start(CLIENT_ID, SECRET).await;
-    fake.add_alerts(0, 6);
-    // One truncated query page is simply asked again; details truncated three times are
-    // dead-lettered.
-    fake.fail_next(&[Fault::Truncated, Fault::Pass, Fault::Truncated, Fault::Truncated, Fault::Truncated]);
-    let mut source = alerts(&fake.url, 10);
-    let first = poll_like_the_runner(&mut source, None, StopAt::Idle).await;
-    assert!(first.errors.is_empty(), "{:?}", first.errors);
-    assert!(first.events.is_empty());
-    assert_eq!(first.rejected.len(), 1, "{:?}", first.rejected);
-    let reason = &first.rejected[0];
+    fake.add_alerts(0, 12);
+    // One truncated query page is simply asked again by the client. Then the details of the
+    // second page stay truncated over the client's three tries for four polls running (one short
+    // of giving up): each poll fails retryably and keeps nothing; the fifth reads them.
+    let mut faults = vec![Fault::Truncated, Fault::Pass, Fault::Pass];
+    for _ in 0..4 {
+        faults.extend([Fault::Pass, Fault::Truncated, Fault::Truncated, Fault::Truncated]);
+    }
+    fake.fail_next(&faults);
+    let mut source = alerts(&fake.url, 4);
+    let delivered = poll_like_the_runner(&mut source, None, StopAt::Idle).await;
+    assert_eq!(delivered.errors.len(), 4, "{:?}", delivered.errors);
+    for e in &delivered.errors {
+        assert_eq!(e.kind, ErrorKind::Retryable, "{}", e.message);
+        assert!(e.message.contains("POST /alerts/entities/alerts/v2") && e.message.contains("asked again"), "{e:?}");
+    }
+    assert!(delivered.rejected.is_empty(), "{:?}", delivered.rejected);
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    let mut ids = delivered.ids();
+    ids.sort();
+    assert_eq!(ids, fake.alert_ids(), "every alert exactly once");
+    assert_no_secret(&delivered);
+}
+
+/// Polls `source` from `cursor` like the runner until idle, keeping the dead letters' bytes.
+async fn poll_keeping_dead_letters(
+    source: &mut dyn Source,
+    cursor: Option<String>,
+) -> (Vec<String>, Vec<Rejected>, Vec<ComponentError>, Option<String>) {
+    source.open(cursor.clone()).await.unwrap();
+    let (mut ids, mut rejected, mut errors, mut cursor) = (Vec::new(), Vec::new(), Vec::new(), cursor);
+    while errors.len() < 50 {
+        match source.poll().await {
+            Ok(SourcePoll::Batch(batch)) => {
+                for record in &batch.records {
+                    ids.push(String::from_utf8_lossy(record.header("weir-id").unwrap()).into_owned());
+                }
+                rejected.extend(batch.rejected);
+                cursor = batch.cursor.or(cursor);
+                source.committed(cursor.as_deref()).await.unwrap();
+            }
+            Ok(_) => break,
+            Err(e) => errors.push(e),
+        }
+    }
+    (ids, rejected, errors, cursor)
+}
+
+/// The ids in dead letters whose payload is a details request body (`{"<field>":[..]}`).
+fn dead_lettered_ids(rejected: &[Rejected], field: &str) -> Vec<String> {
+    rejected
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.original).ok())
+        .filter_map(|v| v[field].as_array().cloned())
+        .flatten()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn details_never_readable_are_given_up_as_ids_an_operator_can_fetch_again() {
+    let fake = FakeFalcon::start(CLIENT_ID, SECRET).await;
+    fake.add_alerts(0, 12);
+    // The first page is read; the details of the second stay truncated for five polls running.
+    let mut faults = vec![Fault::Pass, Fault::Pass];
+    for _ in 0..5 {
+        faults.extend([Fault::Pass, Fault::Truncated, Fault::Truncated, Fault::Truncated]);
+    }
+    fake.fail_next(&faults);
+    let mut source = alerts(&fake.url, 4);
+    let (ids, rejected, errors, _) = poll_keeping_dead_letters(&mut source, None).await;
+    assert_eq!(errors.len(), 4, "four retries, then the ids are given up: {errors:?}");
+    assert_eq!(rejected.len(), 2, "the ids and the garbled answer: {rejected:?}");
+    let reason = &rejected[0].reason;
     assert!(reason.contains("POST /alerts/entities/alerts/v2") && reason.contains("not the expected JSON"), "{reason}");
-    assert!(reason.contains("the details of 6 alert(s)"), "{reason}");
-    assert_no_secret(&first);
-    // The window did not move past them: the next run reads them.
-    let mut again = alerts(&fake.url, 10);
-    let second = poll_like_the_runner(&mut again, first.cursor.clone(), StopAt::Idle).await;
-    assert_eq!(sorted_ids(&[&second]), fake.alert_ids());
+    assert!(reason.contains("unreadable over 5 polls") && reason.contains("4 id(s)"), "{reason}");
+    let given_up = dead_lettered_ids(&rejected, "composite_ids");
+    assert_eq!(given_up.len(), 4, "{given_up:?}");
+    // Every alert is either delivered (once) or named in the dead letter; nothing vanished.
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "duplicates: {ids:?}");
+    let state = fake.state.lock().unwrap();
+    for alert in &state.alerts {
+        let delivered = ids.iter().any(|id| id.starts_with(&format!("crowdstrike:{}@", alert.composite_id)));
+        assert!(delivered || given_up.contains(&alert.composite_id), "{} was lost", alert.composite_id);
+    }
+    assert!(ids.len() >= 8, "the pages after the given-up one were read: {ids:?}");
 }
 
 #[tokio::test]
@@ -317,6 +389,106 @@ async fn host_pages_survive_rate_limits_truncation_and_partial_errors() {
     assert!(delivered.rejected[0].contains("POST /devices/entities/devices/v2"), "{}", delivered.rejected[0]);
     assert!(source.stats().retries >= 3);
     assert_no_secret(&delivered);
+}
+
+#[tokio::test]
+async fn host_pages_and_details_unreadable_a_few_polls_running_end_the_sync_only_once_all_is_read() {
+    let fake = FakeFalcon::start(CLIENT_ID, SECRET).await;
+    fake.add_hosts(0, 14);
+    // Page 1 is read; the scroll page 2 stays truncated for two polls (three tries each), then its
+    // details for two more.
+    let truncated = [Fault::Truncated; 3];
+    let mut faults = vec![Fault::Pass, Fault::Pass];
+    faults.extend(truncated);
+    faults.extend(truncated);
+    faults.push(Fault::Pass);
+    faults.extend(truncated);
+    faults.push(Fault::Pass);
+    faults.extend(truncated);
+    fake.fail_next(&faults);
+    let mut source = hosts(&fake.url, 4);
+    let delivered = poll_like_the_runner(&mut source, None, StopAt::Idle).await;
+    assert_eq!(delivered.errors.len(), 4, "{:?}", delivered.errors);
+    assert!(delivered.errors.iter().all(|e| e.kind == ErrorKind::Retryable), "{:?}", delivered.errors);
+    assert!(delivered.rejected.is_empty(), "{:?}", delivered.rejected);
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    let mut ids = delivered.ids();
+    ids.sort();
+    assert_eq!(ids, fake.host_ids(), "every host exactly once");
+    let cursor: serde_json::Value = serde_json::from_str(delivered.cursor.as_deref().unwrap()).unwrap();
+    assert!(cursor["sync"].is_null() && cursor["last_sync_started_ms"].is_i64(), "{cursor}");
+}
+
+#[tokio::test]
+async fn a_host_page_never_readable_starts_the_sync_over_and_loses_nothing() {
+    let fake = FakeFalcon::start(CLIENT_ID, SECRET).await;
+    fake.add_hosts(0, 14);
+    // Page 1 is read; the scroll page 2 stays truncated for five polls running: the sync starts
+    // over from its first page instead of ending (page 1's hosts are dropped as repeats).
+    let mut faults = vec![Fault::Pass, Fault::Pass];
+    faults.extend([Fault::Truncated; 15]);
+    fake.fail_next(&faults);
+    let mut source = hosts(&fake.url, 4);
+    let delivered = poll_like_the_runner(&mut source, None, StopAt::Idle).await;
+    assert_eq!(delivered.errors.len(), 4, "{:?}", delivered.errors);
+    assert_eq!(delivered.rejected.len(), 1, "{:?}", delivered.rejected);
+    assert!(delivered.rejected[0].contains("the sync starts over from its first page"), "{}", delivered.rejected[0]);
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates());
+    let mut ids = delivered.ids();
+    ids.sort();
+    assert_eq!(ids, fake.host_ids(), "every host exactly once");
+    let fresh = fake.log().iter().filter(|l| l.contains("devices-scroll") && l.ends_with("offset=")).count();
+    assert_eq!(fresh, 2, "{:?}", fake.log());
+}
+
+#[tokio::test]
+async fn host_details_never_readable_are_given_up_as_ids() {
+    let fake = FakeFalcon::start(CLIENT_ID, SECRET).await;
+    fake.add_hosts(0, 14);
+    // The details of page 1 stay truncated for five polls running.
+    let mut faults = Vec::new();
+    for _ in 0..5 {
+        faults.extend([Fault::Pass, Fault::Truncated, Fault::Truncated, Fault::Truncated]);
+    }
+    fake.fail_next(&faults);
+    let mut source = hosts(&fake.url, 4);
+    let (ids, rejected, errors, cursor) = poll_keeping_dead_letters(&mut source, None).await;
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(rejected[0].reason.contains("POST /devices/entities/devices/v2"), "{}", rejected[0].reason);
+    let given_up = dead_lettered_ids(&rejected, "ids");
+    let first_four: Vec<String> = (0..4).map(|n| format!("dev{n:029}")).collect();
+    assert_eq!(given_up, first_four);
+    let mut expected: Vec<String> = fake.host_ids().into_iter().skip(4).collect();
+    expected.sort();
+    let mut ids = ids;
+    ids.sort();
+    assert_eq!(ids, expected, "the other hosts once each");
+    assert!(cursor.unwrap().contains(r#""last_sync_started_ms":"#));
+}
+
+#[tokio::test]
+async fn more_alerts_in_one_second_than_the_offset_window_are_read_by_token() {
+    let fake = FakeFalcon::start(CLIENT_ID, SECRET).await;
+    let second = (now_ms() - 600_000).div_euclid(1000) * 1000;
+    // A bulk change: 10,050 alerts updated in the same second, then one a second later.
+    fake.add_alerts_at(0, 10_050, second + 250);
+    fake.add_alerts_at(10_050, 1, second + 1250);
+    // Pages of 1000 (at most the remembered ids, so the page that first reaches the second is
+    // dropped as repeats when asked again from it).
+    let mut source = alerts(&fake.url, 1000);
+    let delivered = poll_like_the_runner(&mut source, None, StopAt::Idle).await;
+    assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+    assert!(delivered.duplicates().is_empty(), "{:?}", delivered.duplicates().len());
+    let mut ids = delivered.ids();
+    ids.sort();
+    assert_eq!(ids.len(), 10_051);
+    assert_eq!(ids, fake.alert_ids(), "every alert exactly once");
+    let log = fake.log();
+    assert!(log.iter().all(|l| !l.contains("offset=10000")), "the offset window was never passed");
+    let combined: Vec<&String> = log.iter().filter(|l| l.contains("/alerts/combined/")).collect();
+    assert_eq!(combined.len(), 11, "ten pages skipped (read by offset already), one with the last 50");
+    assert!(combined[1].contains("after=after-1000"), "{}", combined[1]);
 }
 
 #[test]
