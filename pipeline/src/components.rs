@@ -22,8 +22,10 @@ use weir_operators::normalize::Normalize;
 use weir_operators::policy::Policy;
 use weir_sinks::chat::pagerduty::PagerDutySink;
 use weir_sinks::chat::slack::SlackSink;
+use weir_sinks::chat::teams::TeamsSink;
 use weir_sinks::console::{ConsoleSink, ConsoleSinkConfig};
 use weir_sinks::file::{FileSink, FileSinkConfig};
+use weir_sinks::siem::sentinel::SentinelSink;
 use weir_sinks::siem::splunk_hec::SplunkHecSink;
 use weir_sinks::ticketing::jira::JiraSink;
 use weir_sinks::ticketing::servicenow::ServiceNowSink;
@@ -50,7 +52,7 @@ pub const SOURCE_TYPES: &[&str] = &[
 pub const OPERATOR_TYPES: &[&str] = &["normalize", "enrich", "policy", "aggregate", "dedupe"];
 /// Sink types.
 pub const SINK_TYPES: &[&str] =
-    &["console", "file", "splunk_hec", "webhook", "pagerduty", "slack", "servicenow", "jira"];
+    &["console", "file", "splunk_hec", "sentinel", "webhook", "pagerduty", "slack", "teams", "servicenow", "jira"];
 
 /// Builds every component of a pipeline, collecting every error.
 pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>, ConfigErrors> {
@@ -151,6 +153,14 @@ pub fn build(spec: &ComponentSpec, config: &PipelineConfig) -> Result<Component,
         }
         (Role::Sink, "slack") => {
             let sink = SlackSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "sentinel") => {
+            let sink = SentinelSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
+            Component::Sink(Box::new(sink))
+        }
+        (Role::Sink, "teams") => {
+            let sink = TeamsSink::new(options(spec, config)?).map_err(|e| error(spec, config, &e.key, e.message))?;
             Component::Sink(Box::new(sink))
         }
         (Role::Sink, "servicenow") => {

@@ -6,7 +6,8 @@
 //! - [`compat`]: backward-compatibility checks between schema versions;
 //! - [`record`]: the record every topic holds;
 //! - [`component`]: the `Source`, `Operator` and `Sink` traits;
-//! - [`net`]: what networked components share: secrets, `Retry-After`, reasons from bodies.
+//! - [`net`]: what networked components share: secrets, `Retry-After`, reasons from bodies, and
+//!   the HTTP API client with its retries, rate-limit handling and OAuth tokens.
 
 pub mod avro;
 pub mod compat;

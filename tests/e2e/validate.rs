@@ -118,6 +118,10 @@ fn every_example_config_is_valid() {
         ("JIRA_URL", "https://example.atlassian.net"),
         ("JIRA_EMAIL", "weir@example.com"),
         ("JIRA_API_TOKEN", "placeholder"),
+        ("TEAMS_WEBHOOK_URL", "https://example.webhook.office.com/workflows/placeholder"),
+        ("SLACK_BOT_TOKEN", "xoxb-placeholder"),
+        ("SENTINEL_ENDPOINT", "https://example-dce.westeurope-1.ingest.monitor.azure.com"),
+        ("SENTINEL_DCR_ID", "dcr-00000000000000000000000000000000"),
     ];
     let mut examples: Vec<_> = std::fs::read_dir(repo_root().join("examples"))
         .unwrap()

@@ -10,9 +10,8 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use http::{HeaderName, HeaderValue};
 
-use super::auth::{Auth, RequestToSign};
-use super::client::{ApiClient, ApiError};
-use super::Secret;
+use weir_schemas::net::api::{ApiClient, ApiError, Auth, RequestToSign};
+use weir_schemas::net::Secret;
 
 /// Signs requests with AWS SigV4 (`Authorization: AWS4-HMAC-SHA256 Credential=…`, `X-Amz-Date`,
 /// and `X-Amz-Security-Token` for temporary credentials).

@@ -1,7 +1,8 @@
-//! Small pieces every networked component (HTTP sources and sinks) shares, written once:
-//! [`Secret`]s that never show in messages, `Retry-After` parsing, and response bodies cut to fit
-//! in a one-line reason.
+//! What every networked component (HTTP sources and sinks) shares, written once: [`Secret`]s
+//! that never show in messages, `Retry-After` parsing, response bodies cut to fit in a one-line
+//! reason, and the [`api`] client (retries, rate limits, OAuth tokens).
 
+pub mod api;
 mod secret;
 
 use std::time::{Duration, SystemTime};

@@ -1,17 +1,19 @@
-//! Chat and paging sinks: [`pagerduty`] (Events API v2) and [`slack`] (incoming webhooks).
+//! Chat and paging sinks: [`pagerduty`] (Events API v2), [`slack`] (incoming webhooks or the
+//! `chat.postMessage` Web API) and [`teams`] (Workflows or legacy connector webhooks).
 //!
-//! Both send one request per record through the shared [`crate::http::HttpDelivery`] and read
+//! All send one request per record through the shared [`crate::http::HttpDelivery`] and read
 //! `io.weir.Violation` records. What they share lives here: decoding a violation and the
 //! one-request-per-record delivery loop (which, like the webhook sink, leaves the records not yet
 //! sent for the runner's retry as soon as one request fails retryably).
 
 pub mod pagerduty;
 pub mod slack;
+pub mod teams;
 
 use weir_schemas::component::{ComponentError, RecordFailure};
 use weir_schemas::events::{Violation, ViolationStatus};
 
-use crate::http::{FailureClass, HttpDelivery};
+use crate::http::{FailureClass, HttpDelivery, HttpFailure, Reply};
 
 /// Decodes a record's value as an `io.weir.Violation`, or says why it is not one.
 pub(crate) fn decode_violation(value: &[u8]) -> Result<Violation, String> {
@@ -58,6 +60,18 @@ pub(crate) async fn send_each(
     delivery: &mut HttpDelivery,
     requests: Vec<Result<reqwest::RequestBuilder, String>>,
 ) -> Result<Vec<RecordFailure>, ComponentError> {
+    send_each_checked(delivery, requests, |_| Ok(())).await
+}
+
+/// [`send_each`] for destinations that report failures inside a 2xx answer (Slack's Web API
+/// `{"ok":false}`, a throttled Teams connector's `200` text): `check` reads each 2xx reply and
+/// may turn it into a failure, which then counts like any other (breaker, `Retry-After` hold).
+/// `check` must scrub secrets from the reasons it writes: [`HttpDelivery`] only scrubs its own.
+pub(crate) async fn send_each_checked(
+    delivery: &mut HttpDelivery,
+    requests: Vec<Result<reqwest::RequestBuilder, String>>,
+    check: impl Fn(&Reply) -> Result<(), HttpFailure>,
+) -> Result<Vec<RecordFailure>, ComponentError> {
     let total = requests.len();
     let mut failures = Vec::new();
     let mut requests = requests.into_iter().enumerate();
@@ -70,7 +84,13 @@ pub(crate) async fn send_each(
             }
         };
         let failure = match delivery.send(request).await {
-            Ok(_) => continue,
+            Ok(reply) => match check(&reply) {
+                Ok(()) => continue,
+                Err(failure) => {
+                    delivery.note(&failure);
+                    failure
+                }
+            },
             Err(failure) => failure,
         };
         failures.extend(failure.for_records([index])?);

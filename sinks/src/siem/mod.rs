@@ -1,3 +1,4 @@
 //! SIEM sinks.
 
+pub mod sentinel;
 pub mod splunk_hec;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -15,8 +15,8 @@ use weir_schemas::component::{ErrorKind, Sink};
 use weir_schemas::events::{Violation, ViolationStatus};
 use weir_schemas::{Record, StoredRecord};
 
-use super::{SlackConfig, SlackSink};
-use crate::http::{RequestConfig, Secret};
+use super::{classify_api_error, SlackConfig, SlackMode, SlackSink};
+use crate::http::{FailureClass, RequestConfig, Secret};
 use crate::test_support::{deliver_like_the_runner, record, serve};
 
 const HOOK_PATH: &str = "/services/T0001/B0002/XXXXsecretXXXXtoken";
@@ -56,7 +56,11 @@ async fn start() -> (Arc<FakeSlack>, String) {
 
 fn config(url: &str) -> SlackConfig {
     SlackConfig {
-        webhook_url: Secret::new(url),
+        mode: SlackMode::Webhook,
+        webhook_url: Some(Secret::new(url)),
+        token: None,
+        channel: None,
+        base_url: "https://slack.com".into(),
         request: RequestConfig { circuit_breaker_failures: 0, ..RequestConfig::default() },
     }
 }
@@ -200,8 +204,247 @@ fn config_reads_from_toml_and_refuses_unknown_keys() {
     )
     .unwrap();
     assert_eq!(cfg.request.rate_limit_per_sec, Some(1.0));
-    assert!(toml::from_str::<SlackConfig>("webhook_url = \"http://x\"\nchannel = \"#sec\"").is_err());
-    let err = SlackSink::new(SlackConfig { webhook_url: Secret::new("not a url secret"), ..cfg }).unwrap_err();
+    assert!(toml::from_str::<SlackConfig>("webhook_url = \"http://x\"\nusername = \"weir\"").is_err());
+    // A webhook's channel is fixed: setting one is refused rather than silently ignored.
+    let with_channel: SlackConfig = toml::from_str("webhook_url = \"http://x\"\nchannel = \"#sec\"").unwrap();
+    assert_eq!(SlackSink::new(with_channel).unwrap_err().key, "channel");
+    let err = SlackSink::new(SlackConfig { webhook_url: Some(Secret::new("not a url secret")), ..cfg }).unwrap_err();
     assert_eq!(err.key, "webhook_url");
     assert!(!err.to_string().contains("not a url secret"));
+}
+
+// ---- API mode: chat.postMessage ----
+
+const TOKEN: &str = "xoxb-1111-2222-TOKENsecretTOKEN";
+const CHANNEL: &str = "C0SECURITY";
+
+/// A fake `chat.postMessage`: checks the bearer token (`invalid_auth`) and the channel
+/// (`channel_not_found`) like Slack, answering HTTP 200 either way; scripted answers (status,
+/// JSON or text body, Retry-After) come first. `posted` holds what was posted.
+#[derive(Default)]
+struct FakeApi {
+    script: Mutex<VecDeque<(u16, String, Option<&'static str>)>>,
+    received: Mutex<Vec<(Instant, Value)>>,
+    posted: Mutex<Vec<Value>>,
+}
+
+async fn post_message(State(fake): State<Arc<FakeApi>>, headers: HeaderMap, body: Bytes) -> Response {
+    let ok_false = |error: &str| (StatusCode::OK, json!({"ok": false, "error": error}).to_string()).into_response();
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
+        return ok_false("invalid_auth");
+    }
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return ok_false("invalid_json");
+    };
+    fake.received.lock().unwrap().push((Instant::now(), message.clone()));
+    if let Some((status, text, retry_after)) = fake.script.lock().unwrap().pop_front() {
+        let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert("retry-after", value.parse().unwrap());
+        }
+        return response;
+    }
+    if message["channel"] != CHANNEL {
+        return ok_false("channel_not_found");
+    }
+    if !message["text"].is_string() && !message["blocks"].is_array() {
+        return ok_false("no_text");
+    }
+    let ts = format!("1712345678.{:06}", fake.posted.lock().unwrap().len());
+    fake.posted.lock().unwrap().push(message);
+    let answer = json!({"ok": true, "channel": CHANNEL, "ts": ts, "message": {"ts": ts}});
+    (StatusCode::OK, answer.to_string()).into_response()
+}
+
+async fn start_api() -> (Arc<FakeApi>, String) {
+    let fake = Arc::new(FakeApi::default());
+    let addr = serve(Router::new().route("/api/chat.postMessage", post(post_message)).with_state(fake.clone())).await;
+    (fake, format!("http://{addr}"))
+}
+
+fn api_config(base_url: &str, token: &str) -> SlackConfig {
+    SlackConfig {
+        mode: SlackMode::Api,
+        webhook_url: None,
+        token: Some(Secret::new(token)),
+        channel: Some(CHANNEL.into()),
+        base_url: base_url.into(),
+        request: RequestConfig { circuit_breaker_failures: 0, ..RequestConfig::default() },
+    }
+}
+
+fn lifecycle() -> Vec<StoredRecord> {
+    [ViolationStatus::Open, ViolationStatus::Updated, ViolationStatus::Resolved]
+        .iter()
+        .enumerate()
+        .map(|(i, status)| violation_record(i as u64, &violation(*status)))
+        .collect()
+}
+
+fn status_of(message: &Value) -> String {
+    message["blocks"][1]["fields"][1]["text"].as_str().unwrap().trim_start_matches("*Status*\n").to_string()
+}
+
+fn assert_no_token(text: &str) {
+    assert!(!text.contains(TOKEN) && !text.contains("TOKENsecretTOKEN"), "{text}");
+}
+
+#[tokio::test]
+async fn api_mode_posts_open_updated_resolved_as_one_message_each() {
+    let (fake, base) = start_api().await;
+    let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    assert_eq!(sink.deliver(&lifecycle()).await.unwrap(), vec![]);
+    let posted = fake.posted.lock().unwrap().clone();
+    assert_eq!(posted.iter().map(status_of).collect::<Vec<_>>(), ["OPEN", "UPDATED", "RESOLVED"]);
+    let open = &posted[0];
+    assert_eq!(open["channel"], CHANNEL);
+    assert_eq!(open["unfurl_links"], false);
+    assert_eq!(open["text"], "OPEN okta.mfa_disabled: MFA disabled for alice");
+    assert_eq!(open["blocks"][0]["type"], "header", "the same Block Kit message as the webhook");
+    assert!(open.get("thread_ts").is_none(), "no threading without a durable ts");
+}
+
+#[tokio::test]
+async fn api_mode_honours_retry_after_on_429_without_loss_or_duplicate() {
+    let (fake, base) = start_api().await;
+    fake.script.lock().unwrap().push_back((429, String::new(), Some("1")));
+    let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    let outcome = deliver_like_the_runner(&mut sink, &lifecycle()).await;
+    assert!(outcome.dead.is_empty());
+    assert!(
+        outcome.reasons[0].contains("429") && outcome.reasons[0].contains("retry after 1s"),
+        "{:?}",
+        outcome.reasons
+    );
+    let posted = fake.posted.lock().unwrap().clone();
+    assert_eq!(posted.iter().map(status_of).collect::<Vec<_>>(), ["OPEN", "UPDATED", "RESOLVED"], "each once");
+    let received = fake.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 4);
+    assert_eq!(received[0].1, received[1].1, "the retry is the same message");
+    assert!(received[1].0 - received[0].0 >= Duration::from_millis(900), "held for Retry-After");
+}
+
+#[tokio::test]
+async fn api_mode_retries_a_burst_of_5xx_and_ok_false_ratelimited() {
+    let (fake, base) = start_api().await;
+    let ratelimited = json!({"ok": false, "error": "ratelimited"}).to_string();
+    fake.script.lock().unwrap().extend([
+        (500, "upstream error".to_string(), None),
+        (503, "service unavailable".to_string(), None),
+        (200, ratelimited, Some("1")),
+        (200, "<html>captive portal</html>".to_string(), None),
+    ]);
+    let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    let outcome = deliver_like_the_runner(&mut sink, &lifecycle()).await;
+    assert!(outcome.dead.is_empty());
+    assert_eq!(outcome.reasons.len(), 4, "{:?}", outcome.reasons);
+    assert!(outcome.reasons[2].contains("error ratelimited") && outcome.reasons[2].contains("retry after 1s"));
+    assert!(outcome.reasons[3].contains("without \"ok\""), "{:?}", outcome.reasons);
+    let received = fake.received.lock().unwrap().clone();
+    assert!(received[3].0 - received[2].0 >= Duration::from_millis(900), "ratelimited in a 200 honours Retry-After");
+    let posted = fake.posted.lock().unwrap().clone();
+    assert_eq!(posted.iter().map(status_of).collect::<Vec<_>>(), ["OPEN", "UPDATED", "RESOLVED"]);
+}
+
+#[tokio::test]
+async fn api_mode_dead_letters_messages_slack_refuses() {
+    let (fake, base) = start_api().await;
+    let refusals = ["channel_not_found", "is_archived", "msg_too_long", "invalid_blocks"];
+    for error in refusals {
+        let body = json!({"ok": false, "error": error, "response_metadata": {"messages": ["[ERROR] detail"]}});
+        fake.script.lock().unwrap().push_back((200, body.to_string(), None));
+    }
+    let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    let batch: Vec<_> = (0..5).map(|i| record(i, r#"{"n":1}"#)).collect();
+    let failures = sink.deliver(&batch).await.unwrap();
+    assert_eq!(
+        failures.iter().map(|f| (f.index, f.retryable)).collect::<Vec<_>>(),
+        [(0, false), (1, false), (2, false), (3, false)]
+    );
+    for (failure, error) in failures.iter().zip(refusals) {
+        assert!(
+            failure.reason.contains(&format!("error {error}")) && failure.reason.contains("[ERROR] detail"),
+            "{}",
+            failure.reason
+        );
+        assert_no_token(&failure.reason);
+    }
+    assert_eq!(fake.posted.lock().unwrap().len(), 1, "the fifth was posted");
+}
+
+#[tokio::test]
+async fn api_mode_stops_on_a_refused_token_without_showing_it() {
+    let (fake, base) = start_api().await;
+    // A wrong token: the fake answers 200 {"ok":false,"error":"invalid_auth"} like Slack.
+    let wrong = "xoxb-9999-WRONGsecretWRONG";
+    let cfg = api_config(&base, wrong);
+    let mut sink = SlackSink::new(cfg.clone()).unwrap();
+    let err = sink.deliver(&lifecycle()).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Fatal);
+    assert!(err.message.contains("invalid_auth") && err.message.contains("chat:write"), "{}", err.message);
+    let mut messages = vec![err.message, format!("{cfg:?}"), format!("{sink:?}")];
+    // Each fatal error code, with a server that echoes the token back, and a 401.
+    let echo = format!("token {TOKEN} refused");
+    for error in ["not_authed", "account_inactive", "token_revoked", "missing_scope"] {
+        let body = json!({"ok": false, "error": error, "warning": echo});
+        fake.script.lock().unwrap().push_back((200, body.to_string(), None));
+    }
+    fake.script.lock().unwrap().push_back((401, echo.clone(), None));
+    let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    for expected in ["not_authed", "account_inactive", "token_revoked", "missing_scope", "401"] {
+        let err = sink.deliver(&lifecycle()[..1]).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Fatal, "{expected}");
+        assert!(err.message.contains(expected), "{}", err.message);
+        messages.push(err.message);
+    }
+    messages.iter().for_each(|m| {
+        assert_no_token(m);
+        assert!(!m.contains("WRONGsecret"), "{m}");
+    });
+    assert!(fake.posted.lock().unwrap().is_empty());
+}
+
+#[test]
+fn ok_false_errors_are_classified() {
+    for (error, class) in [
+        ("ratelimited", FailureClass::Retryable),
+        ("internal_error", FailureClass::Retryable),
+        ("invalid_auth", FailureClass::Fatal),
+        ("not_authed", FailureClass::Fatal),
+        ("account_inactive", FailureClass::Fatal),
+        ("token_revoked", FailureClass::Fatal),
+        ("missing_scope", FailureClass::Fatal),
+        ("channel_not_found", FailureClass::Permanent),
+        ("is_archived", FailureClass::Permanent),
+        ("msg_too_long", FailureClass::Permanent),
+        ("invalid_blocks", FailureClass::Permanent),
+        ("something_new", FailureClass::Permanent),
+    ] {
+        assert_eq!(classify_api_error(error), class, "{error}");
+    }
+}
+
+#[test]
+fn api_config_needs_a_token_and_a_channel_and_no_webhook_url() {
+    let cfg: SlackConfig =
+        toml::from_str("mode = \"api\"\ntoken = \"xoxb-1\"\nchannel = \"C01\"\n[request]\nrate_limit_per_sec = 1\n")
+            .unwrap();
+    assert_eq!(cfg.mode, SlackMode::Api);
+    assert_eq!(cfg.base_url, "https://slack.com");
+    SlackSink::new(cfg.clone()).unwrap();
+    let webhook: SlackConfig = toml::from_str("webhook_url = \"https://hooks.slack.com/services/T/B/x\"").unwrap();
+    assert_eq!(webhook.mode, SlackMode::Webhook);
+    assert!(toml::from_str::<SlackConfig>("mode = \"rtm\"").is_err());
+    let cases = [
+        (SlackConfig { token: None, ..cfg.clone() }, "token"),
+        (SlackConfig { token: Some(Secret::new(" ")), ..cfg.clone() }, "token"),
+        (SlackConfig { channel: None, ..cfg.clone() }, "channel"),
+        (SlackConfig { webhook_url: Some(Secret::new("https://h")), ..cfg.clone() }, "webhook_url"),
+        (SlackConfig { base_url: "ftp://slack.com".into(), ..cfg.clone() }, "base_url"),
+        (SlackConfig { mode: SlackMode::Webhook, ..cfg.clone() }, "token"),
+        (SlackConfig { mode: SlackMode::Webhook, token: None, channel: None, ..cfg }, "webhook_url"),
+    ];
+    for (config, key) in cases {
+        assert_eq!(SlackSink::new(config).unwrap_err().key, key);
+    }
 }

@@ -4,14 +4,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use crate::component::ComponentError;
+use crate::net::truncate_reason;
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
-use weir_schemas::component::ComponentError;
-use weir_schemas::net::truncate_reason;
 
 use super::auth::{Auth, RequestToSign};
 use super::limits::server_wait;

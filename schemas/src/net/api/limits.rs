@@ -8,8 +8,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::net::parse_retry_after;
 use http::HeaderMap;
-use weir_schemas::net::parse_retry_after;
 
 /// The longest wait any header may ask for; beyond it the value is taken as a mistake.
 pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(15 * 60);

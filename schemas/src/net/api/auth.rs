@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::client::{ApiClient, ApiError, ApiRequest};
-use super::Secret;
+use crate::net::Secret;
 
 /// How a source proves who it is.
 #[async_trait]

@@ -1,0 +1,49 @@
+//! Configuration of the `teams` sink.
+
+use serde::Deserialize;
+
+use crate::http::{RequestConfig, Secret};
+
+/// Which kind of Teams webhook `url` is.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamsKind {
+    /// A Workflows (Power Automate) webhook, "Post to a channel when a webhook request is
+    /// received": `https://….logic.azure.com/workflows/…` or `https://….api.powerplatform.com/…`.
+    /// Answers 202 Accepted and posts asynchronously.
+    #[default]
+    Workflows,
+    /// A legacy Office 365 connector incoming webhook, `https://….webhook.office.com/webhookb2/…`.
+    /// Microsoft is retiring these: use Workflows. Answers 200 `1`; throttling comes back as a 200
+    /// whose text says `HTTP error 429`.
+    Connector,
+}
+
+/// `[sinks.NAME] type = "teams"`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {
+    /// The webhook URL, typically `"${TEAMS_WEBHOOK_URL}"`. It carries its own credential (the
+    /// Workflows `sig`, the connector's path): it never appears in errors.
+    pub url: Secret,
+    /// `"workflows"` (the default) or `"connector"`.
+    #[serde(default)]
+    pub kind: TeamsKind,
+    /// The largest message body sent, in bytes. Teams refuses messages over about 28 KB
+    /// (unverified); a larger one is dead-lettered without a request.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Timeouts, rate limit, circuit breaker. With `kind = "connector"` and no
+    /// `rate_limit_per_sec`, the sink keeps to 2 requests a second (a connector allows 4 a second
+    /// and 60 per 30 seconds).
+    #[serde(default)]
+    pub request: RequestConfig,
+}
+
+/// Teams' documented message size limit (about 28 KB, unverified), with room for the envelope
+/// overhead Teams adds.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 28_000;
+
+fn default_max_message_bytes() -> usize {
+    DEFAULT_MAX_MESSAGE_BYTES
+}

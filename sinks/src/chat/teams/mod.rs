@@ -1,0 +1,43 @@
+//! `teams`: posts one Adaptive Card per record to a Microsoft Teams channel through a webhook —
+//! a Workflows (Power Automate) webhook (`kind = "workflows"`, the default) or a legacy Office 365
+//! connector incoming webhook (`kind = "connector"`; Microsoft is retiring these, dates moved
+//! through 2025–2026: move to Workflows).
+//!
+//! Both kinds get the same body (see [`message`]): `{"type":"message","attachments":[{"contentType":
+//! "application/vnd.microsoft.card.adaptive","content":{AdaptiveCard 1.4}}]}`. An
+//! `io.weir.Violation` becomes a card with a banner (severity and status, coloured per severity
+//! with the Adaptive Card `attention`/`warning`/`accent`/`default` colours, `good` once
+//! resolved), the title `[rule] summary`, the rule's description, facts (severity, status, rule,
+//! user, violation key, first/last seen, up to 10 labels) and an "Open" button
+//! (`Action.OpenUrl`) when a `link`, `url`, `runbook` or `runbook_url` label holds an http(s)
+//! URL. Any other record becomes a card holding its decoded value as JSON. OPEN, UPDATED and
+//! RESOLVED are one message each.
+//!
+//! Size: text fields are cut to fixed lengths (title 250 characters, values 1000, raw JSON
+//! 16,000); a body still over `max_message_bytes` (default 28,000, Teams' ~28 KB limit) is
+//! dead-lettered without a request, with the size in the reason.
+//!
+//! What it guarantees: a record is reported delivered only on a 2xx that does not say it failed.
+//! A connector answers 200 `1`; when throttled it does **not** answer 429 but 200 with a text
+//! quoting `HTTP error 429`, which is retryable (so is a quoted 408 or 5xx; any other quoted
+//! failure dead-letters the record). A Workflows webhook answers 202 Accepted and posts later:
+//! a card that fails after the 202 is never reported to Weir, so delivery there means "accepted
+//! by the workflow". 400 and other 4xx dead-letter the record with Teams' answer; 401/403/404
+//! (the URL is wrong or the webhook was removed) and 3xx stop the sink; 429, 408, 5xx and
+//! transport errors are retryable (a `Retry-After` holds the next request) and leave the records
+//! not yet sent for the runner's retry. `kind = "connector"` without `request.rate_limit_per_sec`
+//! keeps to 2 requests a second (a connector allows 4 a second and 60 per 30 seconds; its hourly
+//! and daily limits are not tracked). Teams has no idempotency key: a message whose answer was
+//! lost may be posted twice (at-least-once).
+//!
+//! The URL is the credential (the Workflows `sig`, the connector's ids): neither it nor its long
+//! path segments and query values ever appear in an error, a reason or `Debug` output.
+
+mod config;
+pub mod message;
+mod sink;
+#[cfg(test)]
+mod tests;
+
+pub use config::{TeamsConfig, TeamsKind, DEFAULT_MAX_MESSAGE_BYTES};
+pub use sink::{TeamsSink, CONNECTOR_RATE_PER_SEC};
