@@ -42,3 +42,4 @@ pub mod okta;
 pub mod push;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod window;

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{HttpOptions, Secret};
+use crate::window::{self, WindowOptions};
 
 /// `[sources.NAME] type = "aws_cloudtrail"`: polls CloudTrail `LookupEvents` in one region.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -22,22 +23,22 @@ pub struct CloudTrailConfig {
     #[serde(default)]
     pub base_url: Option<String>,
     /// How far back the first window starts, on first start (LookupEvents keeps 90 days).
-    #[serde(default = "default_initial_lookback_secs")]
+    #[serde(default = "window::default_secs::<3600>")]
     pub initial_lookback_secs: u64,
     /// Windows end this long before now: CloudTrail delivers events minutes late.
-    #[serde(default = "default_lag_secs")]
+    #[serde(default = "window::default_secs::<300>")]
     pub lag_secs: u64,
     /// Each window starts this long before the previous one ended, so events that became
     /// visible late are still read (repeats are dropped by `eventID`).
-    #[serde(default = "default_overlap_secs")]
+    #[serde(default = "window::default_secs::<900>")]
     pub overlap_secs: u64,
     /// A new window is started once at least this much new time is available; also the idle
     /// delay between windows.
-    #[serde(default = "default_poll_interval_secs")]
+    #[serde(default = "window::default_secs::<60>")]
     pub poll_interval_secs: u64,
     /// How many recent event ids the cursor remembers to drop repeats from overlapping windows
     /// (should exceed the events in `overlap_secs`).
-    #[serde(default = "default_dedupe_ids")]
+    #[serde(default = "window::default_dedupe_ids")]
     pub dedupe_ids: usize,
     /// HTTP options. `min_interval_ms` defaults to 500 here: LookupEvents allows 2 requests per
     /// second per account and region, and the quota cannot be raised.
@@ -45,30 +46,17 @@ pub struct CloudTrailConfig {
     pub http: HttpOptions,
 }
 
-fn default_initial_lookback_secs() -> u64 {
-    3600
-}
-
-fn default_lag_secs() -> u64 {
-    300
-}
-
-fn default_overlap_secs() -> u64 {
-    900
-}
-
-fn default_poll_interval_secs() -> u64 {
-    60
-}
-
-fn default_dedupe_ids() -> usize {
-    5000
-}
-
 /// The HTTP options with LookupEvents' pacing. A user's `[http]` table without
 /// `min_interval_ms` gets `HttpOptions`'s own default (0): set it there to keep the pacing.
 fn default_http() -> HttpOptions {
     HttpOptions { min_interval_ms: 500, ..HttpOptions::default() }
+}
+
+impl CloudTrailConfig {
+    /// The window options (LookupEvents takes whole seconds).
+    pub(crate) fn window_options(&self) -> WindowOptions {
+        WindowOptions::new(self.initial_lookback_secs, self.lag_secs, self.overlap_secs, self.poll_interval_secs, true)
+    }
 }
 
 /// `[sources.NAME] type = "aws_eventbridge"`: receives EventBridge API-destination deliveries.

@@ -5,7 +5,7 @@
 //! `[start, now - lag_secs]` page by page (`NextToken`); each new window starts `overlap_secs`
 //! before the previous one ended, because CloudTrail makes events visible minutes after their
 //! `eventTime`, and repeats are dropped by `eventID` (the cursor remembers the most recent
-//! `dedupe_ids` of them). The cursor is `{done_ms, window: {start_ms, end_ms, token}, recent}`:
+//! `dedupe_ids` of them). The cursor is `{done_ms, window: {start_ms, end_ms, page_token}, recent}`:
 //! it is persisted with each page's batch, so a restart resumes at the page after the last
 //! durable one, and nothing is lost or delivered twice. Each item's `CloudTrailEvent` string is
 //! the record: its content (the record's JSON exactly as CloudTrail serialized it) is the raw

@@ -1,10 +1,9 @@
 //! The `aws_cloudtrail` source: CloudTrail `LookupEvents` in overlapping time windows.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -12,9 +11,9 @@ use url::Url;
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
 use super::CloudTrailConfig;
-use crate::batch::{now_ms, quote, RawBatch};
-use crate::cursor::{load_cursor, save_cursor, RecentIds};
+use crate::batch::{quote, RawBatch};
 use crate::http::{ApiClient, ApiError, ApiRequest, ApiResponse, SigV4Auth};
+use crate::window::{Next, WindowState};
 
 /// The vendor name on the envelopes (what `normalize` dispatches on).
 const VENDOR: &str = "aws";
@@ -25,56 +24,8 @@ const TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.Loo
 /// LookupEvents' largest page.
 const MAX_RESULTS: u32 = 50;
 
-/// A clock in ms since the Unix epoch (injectable for tests).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
 /// Why an `aws_cloudtrail` source cannot be built.
 pub type CloudTrailError = crate::InvalidOption;
-
-/// The time window being read, in ms since the Unix epoch (whole seconds: LookupEvents takes
-/// seconds).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-pub(crate) struct Window {
-    pub(crate) start_ms: i64,
-    pub(crate) end_ms: i64,
-    /// The `NextToken` of the next page of this window, when it is partly read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) token: Option<String>,
-    /// The oldest event time read in this window so far. Pages come newest first, so every
-    /// event not read yet is at most this old.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) oldest_ms: Option<i64>,
-    /// Unreadable pages met in this window so far.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub(crate) broken_pages: u32,
-    /// The end the window had before a broken page narrowed it: what counts as read once the
-    /// window is done.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) original_end_ms: Option<i64>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// How many unreadable pages a window may meet before the rest of it is given up (and the last
-/// page's body dead-lettered): each time, the window is read again from its first page, ending
-/// at the oldest event already read.
-const MAX_BROKEN_PAGES: u32 = 3;
-
-/// What the source persists.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-struct Cursor {
-    /// End of the last window read to its end.
-    #[serde(default)]
-    done_ms: Option<i64>,
-    /// The window being read.
-    #[serde(default)]
-    window: Option<Window>,
-    /// Recently delivered event ids, to drop repeats from overlapping windows.
-    #[serde(default)]
-    recent: RecentIds,
-}
 
 /// One LookupEvents answer.
 #[derive(Deserialize)]
@@ -110,9 +61,7 @@ pub struct CloudTrailSource {
     url: Url,
     client: ApiClient,
     auth: SigV4Auth,
-    clock: Clock,
-    cursor: Cursor,
-    newest_ms: Option<i64>,
+    windows: WindowState,
 }
 
 impl CloudTrailSource {
@@ -138,44 +87,14 @@ impl CloudTrailSource {
             &config.region,
             "cloudtrail",
         );
-        let recent = RecentIds::new(config.dedupe_ids);
-        Ok(CloudTrailSource {
-            name: name.to_string(),
-            config,
-            url,
-            client,
-            auth,
-            clock: Arc::new(now_ms),
-            cursor: Cursor { recent, ..Cursor::default() },
-            newest_ms: None,
-        })
+        let windows = WindowState::new(config.dedupe_ids);
+        Ok(CloudTrailSource { name: name.to_string(), config, url, client, auth, windows })
     }
 
     /// Uses `clock` (ms since the Unix epoch) instead of the system clock to place windows.
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.windows.clock = Arc::new(clock);
         self
-    }
-
-    /// The window to read now, or how long to wait for one.
-    fn window(&self) -> Result<Window, Duration> {
-        if let Some(window) = &self.cursor.window {
-            return Ok(window.clone());
-        }
-        let second = |ms: i64| ms.div_euclid(1000) * 1000;
-        let end_ms = second((self.clock)() - secs_ms(self.config.lag_secs));
-        let interval = secs_ms(self.config.poll_interval_secs.max(1));
-        let start_ms = match self.cursor.done_ms {
-            Some(done) if end_ms - done < interval => {
-                return Err(Duration::from_millis((interval - (end_ms - done).max(0)).clamp(1000, interval) as u64));
-            }
-            Some(done) => done - secs_ms(self.config.overlap_secs),
-            None => end_ms - secs_ms(self.config.initial_lookback_secs),
-        };
-        if end_ms <= start_ms {
-            return Err(Duration::from_millis(interval as u64));
-        }
-        Ok(Window { start_ms, end_ms, token: None, oldest_ms: None, broken_pages: 0, original_end_ms: None })
     }
 
     /// The error for the runner: a refused signature names the credential options.
@@ -206,10 +125,6 @@ const AUTH_ERRORS: &[&str] = &[
     "SignatureDoesNotMatch",
     "AccessDeniedException",
 ];
-
-fn secs_ms(secs: u64) -> i64 {
-    (secs as i64).saturating_mul(1000)
-}
 
 /// Whether a LookupEvents answer is AWS throttling (HTTP 400 with `ThrottlingException`).
 fn is_throttled(response: &ApiResponse) -> bool {
@@ -243,15 +158,11 @@ pub(crate) fn record_id(value: Option<&serde_json::Value>) -> Option<String> {
 #[async_trait]
 impl Source for CloudTrailSource {
     async fn open(&mut self, committed_cursor: Option<String>) -> Result<(), ComponentError> {
-        if let Some(cursor) = load_cursor::<Cursor>(&self.name, committed_cursor)? {
-            self.cursor = Cursor { recent: cursor.recent.with_capacity(self.config.dedupe_ids), ..cursor };
-        }
-        self.newest_ms = self.cursor.done_ms;
-        Ok(())
+        self.windows.open(&self.name, committed_cursor, self.config.dedupe_ids)
     }
 
     async fn poll(&mut self) -> Result<SourcePoll, ComponentError> {
-        let mut window = match self.window() {
+        let mut window = match self.windows.window(&self.config.window_options()) {
             Ok(window) => window,
             Err(wait) => return Ok(SourcePoll::Idle(wait)),
         };
@@ -260,7 +171,7 @@ impl Source for CloudTrailSource {
             "EndTime": window.end_ms / 1000,
             "MaxResults": MAX_RESULTS,
         });
-        if let Some(token) = &window.token {
+        if let Some(token) = &window.page_token {
             body["NextToken"] = serde_json::Value::String(token.clone());
         }
         let request = ApiRequest::post_json(self.url.clone(), &body)
@@ -271,7 +182,7 @@ impl Source for CloudTrailSource {
             "LookupEvents window {}..{} (epoch s){}",
             window.start_ms / 1000,
             window.end_ms / 1000,
-            if window.token.is_some() { ", a later page" } else { ", first page" }
+            if window.page_token.is_some() { ", a later page" } else { ", first page" }
         );
         let answer =
             self.client.send_page(&request, &self.auth, |r| r.json::<Page>()).await.map_err(|e| self.error(e))?;
@@ -284,60 +195,30 @@ impl Source for CloudTrailSource {
                 if let Some(oldest) = batch.oldest_event_ms() {
                     window.oldest_ms = Some(window.oldest_ms.map_or(oldest, |o| o.min(oldest)));
                 }
-                page.next_token.filter(|t| !t.is_empty())
-            }
-            Err((response, reason)) if window.broken_pages < MAX_BROKEN_PAGES => {
-                // Neither the page nor its NextToken can be read. Every event newer than the
-                // oldest one read so far came in an earlier page, so read the window again from
-                // its first page, ending there: nothing is skipped, and repeats are dropped.
-                window.broken_pages += 1;
-                batch.reject(
-                    format!(
-                        "source {}: {where_}: {reason}; reading the window again from its first page \
-                         (attempt {} of {MAX_BROKEN_PAGES})",
-                        self.name, window.broken_pages
-                    ),
-                    &response.body,
-                );
-                window.original_end_ms.get_or_insert(window.end_ms);
-                if let Some(oldest) = window.oldest_ms {
-                    // Whole seconds, inclusive of the oldest event's second.
-                    window.end_ms = window.end_ms.min((oldest.div_euclid(1000) + 1) * 1000);
-                }
-                window.token = None;
-                self.cursor.window = Some(window);
-                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))));
+                Next::after(page.next_token)
             }
             Err((response, reason)) => {
-                batch.reject(
-                    format!(
-                        "source {}: {where_}: {reason}; {MAX_BROKEN_PAGES} pages of this window could not be read: \
-                         the rest of the window is given up",
-                        self.name
-                    ),
-                    &response.body,
-                );
-                None
+                let broken = window.broken_page();
+                batch.reject(format!("source {}: {where_}: {reason}; {}", self.name, broken.note), &response.body);
+                if broken.next == Next::Again {
+                    // Neither the page nor its NextToken can be read. Every event newer than the
+                    // oldest one read so far came in an earlier page, so read the window again
+                    // from its first page, ending there: nothing is skipped, and repeats are
+                    // dropped.
+                    window.original_end_ms.get_or_insert(window.end_ms);
+                    if let Some(oldest) = window.oldest_ms {
+                        // Whole seconds, inclusive of the oldest event's second.
+                        window.end_ms = window.end_ms.min((oldest.div_euclid(1000) + 1) * 1000);
+                    }
+                }
+                broken.next
             }
         };
-        match next {
-            Some(token) => {
-                window.token = Some(token);
-                self.cursor.window = Some(window);
-            }
-            None => {
-                self.cursor.done_ms = Some(window.original_end_ms.unwrap_or(window.end_ms));
-                self.cursor.window = None;
-            }
-        }
-        if let Some(ms) = batch.newest_event_ms() {
-            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
-        }
-        Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))))
+        Ok(self.windows.page_read(batch, window, next))
     }
 
     fn stats(&self) -> SourceStats {
-        SourceStats { retries: self.client.retries(), cursor_time_ms: self.newest_ms }
+        SourceStats { retries: self.client.retries(), cursor_time_ms: self.windows.newest_ms }
     }
 }
 
@@ -370,7 +251,7 @@ impl CloudTrailSource {
         let Some(id) = id else {
             return reject(batch, "the event has neither EventId nor eventID".into(), record.as_bytes());
         };
-        if !self.cursor.recent.insert(&id) {
+        if !self.windows.cursor.recent.insert(&id) {
             tracing::debug!(source = %self.name, id = %quote(&id), "dropped an event already delivered");
             return;
         }

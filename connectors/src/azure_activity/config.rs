@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{HttpOptions, Secret};
+use crate::window::{self, WindowOptions};
 
 /// `[sources.NAME] type = "azure_activity"`: polls the Activity Log of one or more subscriptions.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -29,24 +30,24 @@ pub struct AzureActivityConfig {
     #[serde(default = "default_scope")]
     pub scope: String,
     /// How far back the first window starts, on first start (the Activity Log keeps 90 days).
-    #[serde(default = "default_initial_lookback_secs")]
+    #[serde(default = "window::default_secs::<3600>")]
     pub initial_lookback_secs: u64,
     /// Windows end this long before now.
-    #[serde(default = "default_lag_secs")]
+    #[serde(default = "window::default_secs::<60>")]
     pub lag_secs: u64,
     /// Each window starts this long before the previous one ended: events become queryable
     /// (`submissionTimestamp`) minutes after their `eventTimestamp`. Repeats are dropped by
     /// `eventDataId`.
-    #[serde(default = "default_overlap_secs")]
+    #[serde(default = "window::default_secs::<1800>")]
     pub overlap_secs: u64,
     /// A new window is started once at least this much new time is available; also the idle
     /// delay between windows.
-    #[serde(default = "default_poll_interval_secs")]
+    #[serde(default = "window::default_secs::<60>")]
     pub poll_interval_secs: u64,
     /// How many recent event ids the cursor remembers per subscription (should exceed the
     /// events of a window, `overlap_secs` + `poll_interval_secs`: a window read again after an
     /// unreadable page relies on it to repeat nothing).
-    #[serde(default = "default_dedupe_ids")]
+    #[serde(default = "window::default_dedupe_ids")]
     pub dedupe_ids: usize,
     /// HTTP options.
     #[serde(default)]
@@ -65,22 +66,9 @@ fn default_scope() -> String {
     "https://management.azure.com/.default".into()
 }
 
-fn default_initial_lookback_secs() -> u64 {
-    3600
-}
-
-fn default_lag_secs() -> u64 {
-    60
-}
-
-fn default_overlap_secs() -> u64 {
-    1800
-}
-
-fn default_poll_interval_secs() -> u64 {
-    60
-}
-
-fn default_dedupe_ids() -> usize {
-    5000
+impl AzureActivityConfig {
+    /// The window options (windows end on a whole second).
+    pub(crate) fn window_options(&self) -> WindowOptions {
+        WindowOptions::new(self.initial_lookback_secs, self.lag_secs, self.overlap_secs, self.poll_interval_secs, true)
+    }
 }

@@ -14,9 +14,10 @@ use url::Url;
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
 use super::AzureActivityConfig;
-use crate::batch::{now_ms, quote, RawBatch};
+use crate::batch::{quote, RawBatch};
 use crate::cursor::{load_cursor, save_cursor, RecentIds};
 use crate::http::{ApiClient, ApiError, ApiRequest, OAuthClientCredentials, OAuthGrant};
+use crate::window::{raise_newest, system_clock, Clock, Next, Window, WindowCursor};
 
 /// The vendor name on the envelopes (what `normalize` dispatches on).
 const VENDOR: &str = "azure";
@@ -27,49 +28,10 @@ const API_VERSION: &str = "2015-04-01";
 /// Why an `azure_activity` source cannot be built.
 pub type AzureActivityError = crate::InvalidOption;
 
-/// The time window being read for one subscription, ms since the Unix epoch.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-struct Window {
-    start_ms: i64,
-    end_ms: i64,
-    /// The `nextLink` of the next page of this window, when it is partly read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_link: Option<String>,
-    /// Unreadable pages met in this window so far.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    broken_pages: u32,
-    /// Events delivered from this window so far, over every reading of it: the ids the dedupe
-    /// must still hold for a reading again from the first page to repeat none of them.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    delivered: u64,
-}
-
-fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
-    *n == T::default()
-}
-
-/// How many unreadable pages a window may meet before the rest of it is given up (and the last
-/// page's body dead-lettered): each time, the window is read again from its first page.
-const MAX_BROKEN_PAGES: u32 = 3;
-
-/// Where one subscription is.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-struct SubscriptionCursor {
-    /// End of the last window read to its end.
-    #[serde(default)]
-    done_ms: Option<i64>,
-    /// The window being read.
-    #[serde(default)]
-    window: Option<Window>,
-    /// Recently delivered `eventDataId`s.
-    #[serde(default)]
-    recent: RecentIds,
-}
-
 /// What the source persists: one cursor per subscription id.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 struct Cursor {
-    subscriptions: BTreeMap<String, SubscriptionCursor>,
+    subscriptions: BTreeMap<String, WindowCursor>,
 }
 
 /// One page of `ActivityLogs_List`.
@@ -97,7 +59,7 @@ pub struct AzureActivitySource {
     base: Url,
     client: ApiClient,
     auth: OAuthClientCredentials,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    clock: Clock,
     cursor: Cursor,
     /// The subscription to look at first in the next poll (round robin).
     next_subscription: usize,
@@ -134,7 +96,7 @@ impl AzureActivitySource {
             base,
             client,
             auth,
-            clock: Arc::new(now_ms),
+            clock: system_clock(),
             cursor: Cursor::default(),
             next_subscription: 0,
             newest_ms: None,
@@ -145,26 +107,6 @@ impl AzureActivitySource {
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
-    }
-
-    /// The window to read now for a subscription, or how long until there is one.
-    fn window(&self, at: &SubscriptionCursor, now_ms: i64) -> Result<Window, Duration> {
-        if let Some(window) = &at.window {
-            return Ok(window.clone());
-        }
-        let end_ms = (now_ms - secs_ms(self.config.lag_secs)).div_euclid(1000) * 1000;
-        let interval = secs_ms(self.config.poll_interval_secs.max(1));
-        let start_ms = match at.done_ms {
-            Some(done) if end_ms - done < interval => {
-                return Err(Duration::from_millis((interval - (end_ms - done).max(0)).clamp(1000, interval) as u64));
-            }
-            Some(done) => done - secs_ms(self.config.overlap_secs),
-            None => end_ms - secs_ms(self.config.initial_lookback_secs),
-        };
-        if end_ms <= start_ms {
-            return Err(Duration::from_millis(interval as u64));
-        }
-        Ok(Window { start_ms, end_ms, next_link: None, broken_pages: 0, delivered: 0 })
     }
 
     /// The first page's URL of a window.
@@ -198,7 +140,7 @@ impl AzureActivitySource {
 
     /// Reads one page of `subscription`'s window.
     async fn read(&mut self, subscription: String, mut window: Window) -> Result<SourcePoll, ComponentError> {
-        let url = match &window.next_link {
+        let url = match &window.page_token {
             Some(link) => Url::parse(link).map_err(|e| {
                 ComponentError::fatal(format!("source {}: the committed nextLink is not a URL: {e}", self.name))
             })?,
@@ -208,7 +150,7 @@ impl AzureActivitySource {
             "subscription {subscription}, window {}..{}{}",
             rfc3339(window.start_ms),
             rfc3339(window.end_ms),
-            if window.next_link.is_some() { ", a nextLink page" } else { ", first page" }
+            if window.page_token.is_some() { ", a nextLink page" } else { ", first page" }
         );
         let request = ApiRequest::get(url);
         let answer =
@@ -221,7 +163,7 @@ impl AzureActivitySource {
                     take(&self.name, &mut at.recent, &mut batch, event, &format!("{where_}, event {i}"));
                 }
                 match page.next_link.filter(|l| !l.is_empty()) {
-                    Some(link) if same_origin(&link, &self.base) => Some(link),
+                    Some(link) if same_origin(&link, &self.base) => Next::Page(link),
                     Some(link) => {
                         // Following it would send the access token to another host, and skipping
                         // it would lose the rest of the window: stop, and say how to fix it.
@@ -233,22 +175,23 @@ impl AzureActivitySource {
                             self.base.origin().ascii_serialization()
                         )));
                     }
-                    None => None,
+                    None => Next::Done,
                 }
             }
-            Err((response, reason)) if window.broken_pages < MAX_BROKEN_PAGES => {
+            Err((response, reason)) => {
+                let broken = window.broken_page();
                 // Neither the events nor the nextLink can be read, and the list is not documented
                 // as sorted, so no time bound can tell read from unread: read the whole window
-                // again from its first page. Events already delivered are dropped as repeats by
+                // again from its first page (the first `MAX_BROKEN_PAGES` times; after, its rest is
+                // given up). Events already delivered are dropped as repeats by
                 // `recent`, which holds this subscription's last `dedupe_ids` (default 5000): a
                 // window after the first spans `overlap_secs` + `poll_interval_secs` (31 minutes
                 // by default), which the option's docs ask it to exceed. The window's ids are the
                 // newest in `recent`, so they are all held unless the window delivered more than
                 // `dedupe_ids`; then its first events are delivered again: repeated, never lost,
                 // and the reason says so.
-                window.broken_pages += 1;
                 let capacity = self.config.dedupe_ids as u64;
-                let repeats = if window.delivered > capacity {
+                let repeats = if broken.next == Next::Again && window.delivered > capacity {
                     format!(
                         "; {} events were read from it, more than dedupe_ids ({capacity}) remembers: some will be \
                          delivered again",
@@ -258,46 +201,15 @@ impl AzureActivitySource {
                     String::new()
                 };
                 batch.reject(
-                    format!(
-                        "source {}: {where_}: {reason}; reading the window again from its first page (attempt {} of \
-                         {MAX_BROKEN_PAGES}){repeats}",
-                        self.name, window.broken_pages
-                    ),
+                    format!("source {}: {where_}: {reason}; {}{repeats}", self.name, broken.note),
                     &response.body,
                 );
-                window.next_link = None;
-                at.window = Some(window);
-                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))));
-            }
-            Err((response, reason)) => {
-                // The window was read again MAX_BROKEN_PAGES times and the list still breaks:
-                // give up its rest rather than loop on it; the next window's overlap re-reads
-                // its last `overlap_secs`.
-                batch.reject(
-                    format!(
-                        "source {}: {where_}: {reason}; {MAX_BROKEN_PAGES} pages of this window could not be read: \
-                         the rest of the window is given up",
-                        self.name
-                    ),
-                    &response.body,
-                );
-                None
+                broken.next
             }
         };
         window.delivered += batch.len() as u64;
-        match next {
-            Some(link) => {
-                window.next_link = Some(link);
-                at.window = Some(window);
-            }
-            None => {
-                at.done_ms = Some(window.end_ms);
-                at.window = None;
-            }
-        }
-        if let Some(ms) = batch.newest_event_ms() {
-            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
-        }
+        at.advance(window, next);
+        raise_newest(&mut self.newest_ms, &batch);
         Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))))
     }
 }
@@ -326,10 +238,6 @@ fn take(name: &str, recent: &mut RecentIds, batch: &mut RawBatch, event: &RawVal
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok());
     batch.event(&id, time_ms, event.get().as_bytes());
-}
-
-fn secs_ms(secs: u64) -> i64 {
-    (secs as i64).saturating_mul(1000)
 }
 
 /// A time as `2024-01-02T03:04:05Z`.
@@ -364,12 +272,13 @@ impl Source for AzureActivitySource {
         let now = (self.clock)();
         let count = self.config.subscription_ids.len();
         let mut wait = Duration::from_secs(self.config.poll_interval_secs.max(1));
+        let options = self.config.window_options();
         for k in 0..count {
             let index = (self.next_subscription + k) % count;
             let id = self.config.subscription_ids[index].clone();
             let planned = match self.cursor.subscriptions.get(&id) {
-                Some(at) => self.window(at, now),
-                None => self.window(&SubscriptionCursor::default(), now),
+                Some(at) => at.window(|| now, &options),
+                None => WindowCursor::default().window(|| now, &options),
             };
             match planned {
                 Ok(window) => {

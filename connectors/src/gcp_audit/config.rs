@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{HttpOptions, Secret};
+use crate::window::{self, WindowOptions};
 
 /// `[sources.NAME] type = "gcp_audit"`: polls Cloud Logging for Cloud Audit Logs entries.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -25,23 +26,23 @@ pub struct GcpAuditConfig {
     #[serde(default = "default_page_size")]
     pub page_size: u32,
     /// How far back the first window starts, on first start.
-    #[serde(default = "default_initial_lookback_secs")]
+    #[serde(default = "window::default_secs::<3600>")]
     pub initial_lookback_secs: u64,
     /// Windows end this long before now.
-    #[serde(default = "default_lag_secs")]
+    #[serde(default = "window::default_secs::<60>")]
     pub lag_secs: u64,
     /// Each window starts this long before the previous one ended: entries are received
     /// (`receiveTimestamp`) after their `timestamp`. Repeats are dropped by
     /// `(logName, timestamp, insertId)`.
-    #[serde(default = "default_overlap_secs")]
+    #[serde(default = "window::default_secs::<600>")]
     pub overlap_secs: u64,
     /// A new window is started once at least this much new time is available; also the idle
     /// delay between windows.
-    #[serde(default = "default_poll_interval_secs")]
+    #[serde(default = "window::default_secs::<60>")]
     pub poll_interval_secs: u64,
     /// How many recent entry keys the cursor remembers (should exceed the entries in
     /// `overlap_secs`).
-    #[serde(default = "default_dedupe_ids")]
+    #[serde(default = "window::default_dedupe_ids")]
     pub dedupe_ids: usize,
     /// HTTP options (entries.list has a small read quota: about 60 requests per minute).
     #[serde(default)]
@@ -56,22 +57,9 @@ fn default_page_size() -> u32 {
     1000
 }
 
-fn default_initial_lookback_secs() -> u64 {
-    3600
-}
-
-fn default_lag_secs() -> u64 {
-    60
-}
-
-fn default_overlap_secs() -> u64 {
-    600
-}
-
-fn default_poll_interval_secs() -> u64 {
-    60
-}
-
-fn default_dedupe_ids() -> usize {
-    5000
+impl GcpAuditConfig {
+    /// The window options (windows end on any millisecond).
+    pub(crate) fn window_options(&self) -> WindowOptions {
+        WindowOptions::new(self.initial_lookback_secs, self.lag_secs, self.overlap_secs, self.poll_interval_secs, false)
+    }
 }

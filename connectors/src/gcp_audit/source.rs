@@ -1,10 +1,9 @@
 //! The `gcp_audit` source: Cloud Logging `entries.list` in overlapping time windows.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -12,9 +11,9 @@ use url::Url;
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
 use super::GcpAuditConfig;
-use crate::batch::{now_ms, quote, RawBatch};
-use crate::cursor::{load_cursor, save_cursor, RecentIds};
+use crate::batch::{quote, RawBatch};
 use crate::http::{ApiClient, ApiError, ApiRequest, JwtKey, OAuthClientCredentials, OAuthGrant, Secret};
+use crate::window::{Next, WindowState};
 
 /// The vendor name on the envelopes (what `normalize` dispatches on).
 const VENDOR: &str = "gcp";
@@ -39,46 +38,6 @@ struct ServiceAccountKey {
     private_key_id: Option<String>,
     #[serde(default)]
     token_uri: Option<String>,
-}
-
-/// The time window being read, ms since the Unix epoch.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-struct Window {
-    start_ms: i64,
-    end_ms: i64,
-    /// The `pageToken` of the next page of this window, when it is partly read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    page_token: Option<String>,
-    /// The newest entry time read in this window so far. Pages come oldest first, so every
-    /// entry not read yet is at least this new.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    newest_ms: Option<i64>,
-    /// Unreadable pages met in this window so far.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    broken_pages: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// How many unreadable pages a window may meet before the rest of it is given up (and the last
-/// page's body dead-lettered): each time, the window is read again from its first page, starting
-/// at the newest entry already read.
-const MAX_BROKEN_PAGES: u32 = 3;
-
-/// What the source persists.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-struct Cursor {
-    /// End of the last window read to its end.
-    #[serde(default)]
-    done_ms: Option<i64>,
-    /// The window being read.
-    #[serde(default)]
-    window: Option<Window>,
-    /// Recently delivered `logName|timestamp|insertId` keys.
-    #[serde(default)]
-    recent: RecentIds,
 }
 
 /// One `entries.list` answer.
@@ -108,9 +67,7 @@ pub struct GcpAuditSource {
     url: Url,
     client: ApiClient,
     auth: OAuthClientCredentials,
-    clock: Arc<dyn Fn() -> i64 + Send + Sync>,
-    cursor: Cursor,
-    newest_ms: Option<i64>,
+    windows: WindowState,
 }
 
 impl GcpAuditSource {
@@ -150,43 +107,14 @@ impl GcpAuditSource {
             OAuthGrant::JwtBearer { issuer: email, key: signer },
             Some(SCOPE.to_string()),
         );
-        let recent = RecentIds::new(config.dedupe_ids);
-        Ok(GcpAuditSource {
-            name: name.to_string(),
-            config,
-            url,
-            client,
-            auth,
-            clock: Arc::new(now_ms),
-            cursor: Cursor { recent, ..Cursor::default() },
-            newest_ms: None,
-        })
+        let windows = WindowState::new(config.dedupe_ids);
+        Ok(GcpAuditSource { name: name.to_string(), config, url, client, auth, windows })
     }
 
     /// Uses `clock` (ms since the Unix epoch) instead of the system clock to place windows.
     pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+        self.windows.clock = Arc::new(clock);
         self
-    }
-
-    /// The window to read now, or how long until there is one.
-    fn window(&self) -> Result<Window, Duration> {
-        if let Some(window) = &self.cursor.window {
-            return Ok(window.clone());
-        }
-        let end_ms = (self.clock)() - secs_ms(self.config.lag_secs);
-        let interval = secs_ms(self.config.poll_interval_secs.max(1));
-        let start_ms = match self.cursor.done_ms {
-            Some(done) if end_ms - done < interval => {
-                return Err(Duration::from_millis((interval - (end_ms - done).max(0)).clamp(1000, interval) as u64));
-            }
-            Some(done) => done - secs_ms(self.config.overlap_secs),
-            None => end_ms - secs_ms(self.config.initial_lookback_secs),
-        };
-        if end_ms <= start_ms {
-            return Err(Duration::from_millis(interval as u64));
-        }
-        Ok(Window { start_ms, end_ms, page_token: None, newest_ms: None, broken_pages: 0 })
     }
 
     /// The error for the runner: refused credentials name the option to check.
@@ -200,10 +128,6 @@ impl GcpAuditSource {
             _ => error.for_source(&self.name),
         }
     }
-}
-
-fn secs_ms(secs: u64) -> i64 {
-    (secs as i64).saturating_mul(1000)
 }
 
 /// A time as RFC 3339 (UTC, fractional seconds when not whole).
@@ -222,15 +146,11 @@ fn text(value: Option<&serde_json::Value>) -> Option<&str> {
 #[async_trait]
 impl Source for GcpAuditSource {
     async fn open(&mut self, committed_cursor: Option<String>) -> Result<(), ComponentError> {
-        if let Some(cursor) = load_cursor::<Cursor>(&self.name, committed_cursor)? {
-            self.cursor = Cursor { recent: cursor.recent.with_capacity(self.config.dedupe_ids), ..cursor };
-        }
-        self.newest_ms = self.cursor.done_ms;
-        Ok(())
+        self.windows.open(&self.name, committed_cursor, self.config.dedupe_ids)
     }
 
     async fn poll(&mut self) -> Result<SourcePoll, ComponentError> {
-        let mut window = match self.window() {
+        let mut window = match self.windows.window(&self.config.window_options()) {
             Ok(window) => window,
             Err(wait) => return Ok(SourcePoll::Idle(wait)),
         };
@@ -268,63 +188,30 @@ impl Source for GcpAuditSource {
                         window.newest_ms = Some(window.newest_ms.map_or(ms, |n| n.max(ms)));
                     }
                 }
-                page.next_page_token.filter(|t| !t.is_empty())
-            }
-            Err((response, reason)) if window.broken_pages < MAX_BROKEN_PAGES => {
-                // Neither the page nor its token can be read. Every entry older than the newest
-                // one read so far came in an earlier page, so read the window again from its
-                // first page, starting there: nothing is skipped, and repeats are dropped.
-                window.broken_pages += 1;
-                batch.reject(
-                    format!(
-                        "source {}: {where_}: {reason}; reading the window again from its first page (attempt {} of \
-                         {MAX_BROKEN_PAGES})",
-                        self.name, window.broken_pages
-                    ),
-                    &response.body,
-                );
-                if let Some(newest) = window.newest_ms {
-                    // Inclusive (`>=`): the entries of that same millisecond not read yet (the
-                    // timestamps have up to nanoseconds; `newest` is floored to the millisecond).
-                    window.start_ms = window.start_ms.max(newest);
-                }
-                window.page_token = None;
-                self.cursor.window = Some(window);
-                return Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))));
+                Next::after(page.next_page_token)
             }
             Err((response, reason)) => {
-                // The window was read again MAX_BROKEN_PAGES times and still breaks: give up its
-                // rest rather than loop on it; the next window's overlap re-reads its last
-                // `overlap_secs`.
-                batch.reject(
-                    format!(
-                        "source {}: {where_}: {reason}; {MAX_BROKEN_PAGES} pages of this window could not be read: \
-                         the rest of the window is given up",
-                        self.name
-                    ),
-                    &response.body,
-                );
-                None
+                let broken = window.broken_page();
+                batch.reject(format!("source {}: {where_}: {reason}; {}", self.name, broken.note), &response.body);
+                if broken.next == Next::Again {
+                    // Neither the page nor its token can be read. Every entry older than the
+                    // newest one read so far came in an earlier page, so read the window again
+                    // from its first page, starting there: nothing is skipped, and repeats are
+                    // dropped.
+                    if let Some(newest) = window.newest_ms {
+                        // Inclusive (`>=`): the entries of that same millisecond not read yet (the
+                        // timestamps have up to nanoseconds; `newest` is floored to the millisecond).
+                        window.start_ms = window.start_ms.max(newest);
+                    }
+                }
+                broken.next
             }
         };
-        match next {
-            Some(token) => {
-                window.page_token = Some(token);
-                self.cursor.window = Some(window);
-            }
-            None => {
-                self.cursor.done_ms = Some(window.end_ms);
-                self.cursor.window = None;
-            }
-        }
-        if let Some(ms) = batch.newest_event_ms() {
-            self.newest_ms = Some(self.newest_ms.map_or(ms, |n| n.max(ms)));
-        }
-        Ok(SourcePoll::Batch(batch.finish(save_cursor(&self.cursor))))
+        Ok(self.windows.page_read(batch, window, next))
     }
 
     fn stats(&self) -> SourceStats {
-        SourceStats { retries: self.client.retries(), cursor_time_ms: self.newest_ms }
+        SourceStats { retries: self.client.retries(), cursor_time_ms: self.windows.newest_ms }
     }
 }
 
@@ -355,7 +242,7 @@ impl GcpAuditSource {
             .and_then(|t| i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok());
         // Cloud Logging treats entries with the same log, timestamp and insertId as one.
         let id = format!("{log_name}|{timestamp}|{insert_id}");
-        if !self.cursor.recent.insert(&id) {
+        if !self.windows.cursor.recent.insert(&id) {
             tracing::debug!(source = %name, id = %quote(&id), "dropped an entry already delivered");
             return time_ms;
         }
