@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
-use super::api::{self, config_error, parse_envelope, parse_time_ms, reject_partial, Connection, Falcon, VENDOR};
+use super::api::{
+    self, config_error, parse_envelope, reject_partial, take_versions, Connection, Falcon, Versioned, VENDOR,
+};
 use super::{CrowdStrikeAlertsConfig, CrowdStrikeConfigError};
 use crate::batch::{now_ms, quote, RawBatch};
 use crate::cursor::{load_cursor, save_cursor, RecentIds};
@@ -57,13 +59,6 @@ struct Drain {
     after: Option<String>,
     /// Alerts at its start still to drop: those the offset paging already read (the same sort).
     skip: usize,
-}
-
-/// What an alert needs for its envelope.
-#[derive(Deserialize)]
-struct AlertMeta {
-    composite_id: Option<String>,
-    updated_timestamp: Option<String>,
 }
 
 /// Reads Falcon alerts, each version once.
@@ -361,42 +356,10 @@ impl Source for CrowdStrikeAlertsSource {
     }
 }
 
-/// Turns the alerts in `resources` (an answer of `what`) into events, each version once (`recent`
-/// remembers them); returns the newest `updated_timestamp` among them (ms).
+/// Alerts change (status, assignee): each version is an event of its own, once.
+const ALERT: Versioned = Versioned { kind: "alert", id_field: "composite_id", time_field: "updated_timestamp" };
+
+/// Turns the alerts in `resources` (an answer of `what`) into events, each version once.
 fn take_alerts(batch: &mut RawBatch, recent: &mut RecentIds, what: &str, resources: &[Box<RawValue>]) -> Option<i64> {
-    let mut newest: Option<i64> = None;
-    for (n, alert) in resources.iter().enumerate() {
-        let meta = serde_json::from_str::<AlertMeta>(alert.get());
-        let (id, updated) = match meta {
-            Ok(AlertMeta { composite_id: Some(id), updated_timestamp: Some(updated) }) => (id, updated),
-            Ok(_) => {
-                batch.reject(
-                    format!("crowdstrike {what}: resources[{n}] has no `composite_id` or `updated_timestamp`"),
-                    alert.get().as_bytes(),
-                );
-                continue;
-            }
-            Err(e) => {
-                batch.reject(format!("crowdstrike {what}: resources[{n}]: {e}"), alert.get().as_bytes());
-                continue;
-            }
-        };
-        let Some(updated_ms) = parse_time_ms(&updated) else {
-            batch.reject(
-                format!(
-                    "crowdstrike {what}: alert {}: `updated_timestamp` {} is not an RFC 3339 time",
-                    quote(&id),
-                    quote(&updated)
-                ),
-                alert.get().as_bytes(),
-            );
-            continue;
-        };
-        newest = Some(newest.map_or(updated_ms, |n: i64| n.max(updated_ms)));
-        // Alerts change (status, assignee): each version is an event of its own, once.
-        if recent.insert(&format!("{id}:{updated}")) {
-            batch.event(&format!("{id}@{updated}"), Some(updated_ms), alert.get().as_bytes());
-        }
-    }
-    newest
+    take_versions(batch, recent, what, &ALERT, resources)
 }

@@ -12,6 +12,7 @@ use weir_schemas::component::ComponentError;
 
 use super::config::Cloud;
 use crate::batch::{quote, RawBatch};
+use crate::cursor::RecentIds;
 use crate::http::{ApiClient, ApiError, ApiResponse, HttpOptions, OAuthClientCredentials, OAuthGrant, Secret};
 
 /// The vendor name on raw envelopes (the normalizer dispatches on it).
@@ -227,4 +228,64 @@ pub(crate) fn fql_time(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// Which Falcon entity a details answer holds: its id field and the field that versions it.
+pub(crate) struct Versioned {
+    /// What one is, for reasons: `alert`, `host`.
+    pub kind: &'static str,
+    /// The id field: `composite_id`, `device_id`.
+    pub id_field: &'static str,
+    /// The version field: `updated_timestamp`, `modified_timestamp`.
+    pub time_field: &'static str,
+}
+
+/// Turns the entities in `resources` (an answer of `what`) into events with id
+/// `<id>@<version time>`, each version once (`recent` remembers them: alerts and hosts change,
+/// and every version is an event of its own); an entity without its id or version time is
+/// dead-lettered. Returns the newest version time among them (ms).
+pub(crate) fn take_versions(
+    batch: &mut RawBatch,
+    recent: &mut RecentIds,
+    what: &str,
+    entity: &Versioned,
+    resources: &[Box<RawValue>],
+) -> Option<i64> {
+    let mut newest: Option<i64> = None;
+    for (n, resource) in resources.iter().enumerate() {
+        let fields = match serde_json::from_str::<HashMap<String, Box<RawValue>>>(resource.get()) {
+            Ok(fields) => fields,
+            Err(e) => {
+                batch.reject(format!("crowdstrike {what}: resources[{n}]: {e}"), resource.get().as_bytes());
+                continue;
+            }
+        };
+        let text = |field: &str| fields.get(field).and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+        let (Some(id), Some(version)) = (text(entity.id_field), text(entity.time_field)) else {
+            batch.reject(
+                format!("crowdstrike {what}: resources[{n}] has no `{}` or `{}`", entity.id_field, entity.time_field),
+                resource.get().as_bytes(),
+            );
+            continue;
+        };
+        let Some(version_ms) = parse_time_ms(&version) else {
+            batch.reject(
+                format!(
+                    "crowdstrike {what}: {} {}: `{}` {} is not an RFC 3339 time",
+                    entity.kind,
+                    quote(&id),
+                    entity.time_field,
+                    quote(&version)
+                ),
+                resource.get().as_bytes(),
+            );
+            continue;
+        };
+        newest = Some(newest.map_or(version_ms, |n: i64| n.max(version_ms)));
+        let event_id = format!("{id}@{version}");
+        if recent.insert(&event_id) {
+            batch.event(&event_id, Some(version_ms), resource.get().as_bytes());
+        }
+    }
+    newest
 }

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
-use super::api::{self, config_error, parse_envelope, parse_time_ms, reject_partial, Connection, Falcon, VENDOR};
+use super::api::{
+    self, config_error, parse_envelope, reject_partial, take_versions, Connection, Falcon, Versioned, VENDOR,
+};
 use super::{CrowdStrikeConfigError, CrowdStrikeHostsConfig};
 use crate::batch::{now_ms, quote, RawBatch};
 use crate::cursor::{load_cursor, save_cursor, RecentIds};
@@ -51,12 +53,8 @@ struct Cursor {
     recent: RecentIds,
 }
 
-/// What a host needs for its envelope.
-#[derive(Deserialize)]
-struct HostMeta {
-    device_id: Option<String>,
-    modified_timestamp: Option<String>,
-}
+/// A host's versions: each `modified_timestamp` is a snapshot of its own.
+const HOST: Versioned = Versioned { kind: "host", id_field: "device_id", time_field: "modified_timestamp" };
 
 /// Reads the Falcon host inventory, each host version once.
 pub struct CrowdStrikeHostsSource {
@@ -234,37 +232,7 @@ impl Source for CrowdStrikeHostsSource {
             if let Some(errors) = &details.errors {
                 reject_partial(&mut batch, what, errors);
             }
-            for (n, host) in details.resources.iter().enumerate() {
-                let (id, modified) = match serde_json::from_str::<HostMeta>(host.get()) {
-                    Ok(HostMeta { device_id: Some(id), modified_timestamp: Some(modified) }) => (id, modified),
-                    Ok(_) => {
-                        batch.reject(
-                            format!("crowdstrike {what}: resources[{n}] has no `device_id` or `modified_timestamp`"),
-                            host.get().as_bytes(),
-                        );
-                        continue;
-                    }
-                    Err(e) => {
-                        batch.reject(format!("crowdstrike {what}: resources[{n}]: {e}"), host.get().as_bytes());
-                        continue;
-                    }
-                };
-                let Some(modified_ms) = parse_time_ms(&modified) else {
-                    batch.reject(
-                        format!(
-                            "crowdstrike {what}: host {}: `modified_timestamp` {} is not an RFC 3339 time",
-                            quote(&id),
-                            quote(&modified)
-                        ),
-                        host.get().as_bytes(),
-                    );
-                    continue;
-                };
-                let id = format!("{id}@{modified}");
-                if cursor.recent.insert(&id) {
-                    batch.event(&id, Some(modified_ms), host.get().as_bytes());
-                }
-            }
+            take_versions(&mut batch, &mut cursor.recent, what, &HOST, &details.resources);
         }
         let token = match &page.pagination.offset {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
