@@ -14,10 +14,32 @@ use weir_schemas::component::{ComponentError, RecordFailure};
 use weir_schemas::events::{Violation, ViolationStatus};
 
 use crate::http::{FailureClass, HttpDelivery, HttpFailure, Reply};
+use crate::template::Template;
 
 /// Decodes a record's value as an `io.weir.Violation`, or says why it is not one.
 pub(crate) fn decode_violation(value: &[u8]) -> Result<Violation, String> {
     weir_schemas::decode::<Violation>(value).map_err(|e| format!("not an io.weir.Violation: {e}"))
+}
+
+/// The violation as the JSON templates are rendered against: its fields by their schema names
+/// (`rule_id`, `summary`, `labels.team`, `status` as `OPEN`, times as ms since the epoch).
+pub(crate) fn violation_json(violation: &Violation) -> serde_json::Value {
+    // Cannot fail for a Violation (string-keyed maps only); `null` would render every field as missing.
+    serde_json::to_value(violation).unwrap_or_default()
+}
+
+/// `template` rendered against the violation, or `default()` when there is no template or it
+/// renders blank: every destination refuses an empty title, and a violation dead-lettered for a
+/// cosmetic reason would be an alert lost.
+pub(crate) fn render_or(
+    template: Option<&Template>,
+    violation: &Violation,
+    default: impl FnOnce() -> String,
+) -> String {
+    match template.map(|t| t.render(&violation_json(violation))) {
+        Some(text) if !text.trim().is_empty() => text,
+        _ => default(),
+    }
 }
 
 /// The OCSF severity id as a word: 5/6 critical/fatal, 4 high, 3 medium, 2 low, 1 informational.

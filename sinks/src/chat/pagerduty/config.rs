@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{RequestConfig, Secret};
+use crate::template::Template;
 
 /// `[sinks.NAME] type = "pagerduty"`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -21,6 +22,13 @@ pub struct PagerDutyConfig {
     /// The `client` shown in PagerDuty (the monitoring tool's name).
     #[serde(default = "default_client")]
     pub client: String,
+    /// A trigger's `payload.summary` as a [`Template`] of the violation's fields, e.g.
+    /// `"[{rule_id}] {summary} ({labels.team|-})"`; unset, or rendering blank: the violation's
+    /// summary (`rule_id: subject` without one). Cut to PagerDuty's 1024 characters. There is no
+    /// `body_template`: an event has no free text besides the summary (the violation's fields go
+    /// into `custom_details` as they are).
+    #[serde(default)]
+    pub title_template: Option<Template>,
     /// Timeouts, rate limit, circuit breaker. PagerDuty allows about 120 events a minute per
     /// routing key.
     #[serde(default)]

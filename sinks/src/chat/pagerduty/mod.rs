@@ -5,7 +5,10 @@
 //! a `resolve`. The `dedup_key` is the violation key (hashed when longer than PagerDuty's 255
 //! characters), so retries and replays append to the open alert instead of paging twice, and a
 //! resolve closes the alert its triggers opened. Severity from the OCSF `severity_id`: 5/6
-//! critical, 4 error, 3 warning, anything else info.
+//! critical, 4 error, 3 warning, anything else info. `title_template` (a
+//! [`crate::template::Template`] of the violation's fields, e.g. `"[{rule_id}] {summary}"`) makes
+//! the `payload.summary`; unset or blank, it is the violation's summary (`rule_id: subject`
+//! without one).
 //!
 //! What it guarantees: a record is reported delivered only on a 2xx (PagerDuty answers 202).
 //! 400 (an invalid event) dead-letters the record with PagerDuty's answer; a record that is not

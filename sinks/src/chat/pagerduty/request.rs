@@ -4,8 +4,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use weir_schemas::events::{Violation, ViolationStatus};
 
-use crate::chat::{cut, ocsf_severity, status_name};
+use crate::chat::{cut, ocsf_severity, render_or, status_name};
 use crate::encoding::rfc3339_ms;
+use crate::template::Template;
 
 /// PagerDuty's longest `dedup_key`.
 pub const MAX_DEDUP_KEY: usize = 255;
@@ -33,8 +34,14 @@ pub fn dedup_key(violation: &Violation) -> String {
 }
 
 /// The event body: `trigger` for OPEN/UPDATED (with a payload), `resolve` for RESOLVED.
-/// `source` unset: the violation's subject.
-pub fn event(violation: &Violation, routing_key: &str, source: Option<&str>, client: &str) -> Value {
+/// `source` unset: the violation's subject. `title` (the `title_template`) makes the summary.
+pub fn event(
+    violation: &Violation,
+    routing_key: &str,
+    source: Option<&str>,
+    client: &str,
+    title: Option<&Template>,
+) -> Value {
     let dedup_key = dedup_key(violation);
     if violation.status == ViolationStatus::Resolved {
         return json!({
@@ -43,11 +50,13 @@ pub fn event(violation: &Violation, routing_key: &str, source: Option<&str>, cli
             "dedup_key": dedup_key,
         });
     }
-    let summary = if violation.summary.trim().is_empty() {
-        format!("{}: {}", violation.rule_id, violation.subject)
-    } else {
-        violation.summary.clone()
-    };
+    let summary = render_or(title, violation, || {
+        if violation.summary.trim().is_empty() {
+            format!("{}: {}", violation.rule_id, violation.subject)
+        } else {
+            violation.summary.clone()
+        }
+    });
     let source = match source {
         Some(source) => source.to_string(),
         None if violation.subject.is_empty() => "weir".to_string(),

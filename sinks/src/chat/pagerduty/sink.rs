@@ -44,8 +44,13 @@ impl PagerDutySink {
 
     fn request(&self, record: &StoredRecord) -> Result<reqwest::RequestBuilder, String> {
         let violation = decode_violation(&record.record.value)?;
-        let body =
-            event(&violation, self.config.routing_key.expose(), self.config.source.as_deref(), &self.config.client);
+        let body = event(
+            &violation,
+            self.config.routing_key.expose(),
+            self.config.source.as_deref(),
+            &self.config.client,
+            self.config.title_template.as_ref(),
+        );
         Ok(self
             .delivery
             .client()

@@ -88,6 +88,7 @@ fn config(endpoint: &str) -> PagerDutyConfig {
         endpoint: endpoint.to_string(),
         source: None,
         client: "Weir".into(),
+        title_template: None,
         request: RequestConfig { circuit_breaker_failures: 0, ..RequestConfig::default() },
     }
 }
@@ -115,6 +116,18 @@ fn violation_record(i: u64, violation: &Violation) -> StoredRecord {
         offset: i,
         record: Record::new(1_714_675_581_121, weir_schemas::encode(violation).unwrap()),
     }
+}
+
+#[tokio::test]
+async fn a_title_template_makes_the_summary() {
+    let (fake, endpoint) = start().await;
+    let template = "[{rule_id}] {summary} (team {labels.team}, owner {labels.owner|-})".parse().unwrap();
+    let mut sink = PagerDutySink::new(PagerDutyConfig { title_template: Some(template), ..config(&endpoint) }).unwrap();
+    let batch = [violation_record(0, &violation("v-1", ViolationStatus::Open, 5, "MFA disabled for alice"))];
+    assert_eq!(sink.deliver(&batch).await.unwrap(), vec![]);
+    let received = fake.received.lock().unwrap().clone();
+    assert_eq!(received[0]["payload"]["summary"], "[okta.mfa_disabled] MFA disabled for alice (team iam, owner -)");
+    assert_eq!(received[0]["payload"]["class"], "okta.mfa_disabled", "the rest of the payload is unchanged");
 }
 
 #[tokio::test]

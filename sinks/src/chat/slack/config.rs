@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{RequestConfig, Secret};
+use crate::template::Template;
 
 /// How the sink reaches Slack.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -38,6 +39,12 @@ pub struct SlackConfig {
     /// API mode: the Web API base URL; the sink posts to `{base_url}/api/chat.postMessage`.
     #[serde(default = "default_base_url")]
     pub base_url: String,
+    /// A violation's header text as a [`Template`] of the violation's fields, e.g.
+    /// `"{status} {rule_id}: {summary} ({labels.team|-})"`; unset, or rendering blank:
+    /// `[rule_id] summary`. Cut to Slack's 150 characters. Slack has no free-text body here (the
+    /// body is the severity, status and subject fields), so there is no `body_template`.
+    #[serde(default)]
+    pub title_template: Option<Template>,
     /// Timeouts, rate limit, circuit breaker. Slack allows about one message a second per
     /// webhook or channel; `rate_limit_per_sec = 1` keeps under it.
     #[serde(default)]

@@ -3,7 +3,8 @@
 use serde_json::{json, Value};
 use weir_schemas::events::Violation;
 
-use crate::chat::{cut, ocsf_severity, status_name};
+use crate::chat::{cut, ocsf_severity, render_or, status_name};
+use crate::template::Template;
 
 /// Slack's longest `header` text.
 pub const MAX_HEADER: usize = 150;
@@ -15,10 +16,10 @@ pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The Block Kit message for a violation.
-pub fn violation_message(violation: &Violation) -> Value {
+/// The Block Kit message for a violation; `title` (the `title_template`) makes the header text.
+pub fn violation_message(violation: &Violation, title: Option<&Template>) -> Value {
     let status = status_name(violation.status);
-    let header = format!("[{}] {}", violation.rule_id, violation.summary);
+    let header = render_or(title, violation, || format!("[{}] {}", violation.rule_id, violation.summary));
     let text = format!("{status} {}: {}", violation.rule_id, violation.summary);
     let field = |name: &str, value: &str| json!({ "type": "mrkdwn", "text": cut(&format!("*{name}*\n{}", escape(value)), 2000) });
     json!({

@@ -7,6 +7,9 @@
 //! becomes a plain `text` message holding its decoded value as JSON
 //! ([`crate::encoding::value_to_json`]), cut to Slack's limits. OPEN, UPDATED and RESOLVED are
 //! one message each. In API mode the body also names the `channel` and turns link previews off.
+//! `title_template` (a [`crate::template::Template`] of the violation's fields, e.g.
+//! `"{status} [{rule_id}] {summary}"`) replaces the header text; unset or blank, the header is as
+//! above.
 //!
 //! What it guarantees: a record is reported delivered only when Slack says it posted it — a 2xx
 //! from a webhook (Slack answers 200 `ok`), `{"ok":true}` from `chat.postMessage`.

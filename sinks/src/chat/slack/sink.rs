@@ -93,7 +93,7 @@ impl SlackSink {
 
     fn request(&self, record: &StoredRecord) -> reqwest::RequestBuilder {
         let mut body = match decode_violation(&record.record.value) {
-            Ok(violation) => violation_message(&violation),
+            Ok(violation) => violation_message(&violation, self.config.title_template.as_ref()),
             Err(_) => text_message(&value_to_json(&record.record.value).1),
         };
         match &self.target {

@@ -61,6 +61,7 @@ fn config(url: &str) -> SlackConfig {
         token: None,
         channel: None,
         base_url: "https://slack.com".into(),
+        title_template: None,
         request: RequestConfig { circuit_breaker_failures: 0, ..RequestConfig::default() },
     }
 }
@@ -125,6 +126,33 @@ async fn violations_become_block_kit_messages_open_then_resolved_with_the_same_k
     assert_eq!(received[1]["blocks"][1]["fields"][1]["text"], "*Status*\nRESOLVED");
     assert_eq!(received[1]["blocks"][2]["elements"][0]["text"], context, "the same key on resolve");
     assert_eq!(received[2], json!({"text": r#"{"plain":"record"}"#}));
+}
+
+#[tokio::test]
+async fn a_title_template_makes_the_header() {
+    let (fake, url) = start().await;
+    let template = "{status} {rule_id} on {subject} (team {labels.team|-}, severity {severity_id})";
+    let mut sink =
+        SlackSink::new(SlackConfig { title_template: Some(template.parse().unwrap()), ..config(&url) }).unwrap();
+    let mut labelled = violation(ViolationStatus::Open);
+    labelled.labels.insert("team".into(), "iam".into());
+    let batch = vec![violation_record(0, &labelled), violation_record(1, &violation(ViolationStatus::Resolved))];
+    assert_eq!(sink.deliver(&batch).await.unwrap(), vec![]);
+    let received: Vec<Value> = fake.received.lock().unwrap().iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(
+        received[0]["blocks"][0]["text"]["text"],
+        "OPEN okta.mfa_disabled on alice <admin> (team iam, severity 4)"
+    );
+    assert_eq!(
+        received[1]["blocks"][0]["text"]["text"],
+        "RESOLVED okta.mfa_disabled on alice <admin> (team -, severity 4)"
+    );
+    // Only the header: the notification text and the fields are as without a template.
+    assert_eq!(received[0]["text"], "OPEN okta.mfa_disabled: MFA disabled for alice");
+    assert_eq!(received[0]["blocks"][1]["fields"][1]["text"], "*Status*\nOPEN");
+    // A bad template is a config error, with the character it is at.
+    let e = toml::from_str::<SlackConfig>("webhook_url = \"https://h\"\ntitle_template = \"{rule_id\"").unwrap_err();
+    assert!(e.to_string().contains("unclosed `{`") && e.to_string().contains("character 1"), "{e}");
 }
 
 #[tokio::test]
@@ -269,6 +297,7 @@ fn api_config(base_url: &str, token: &str) -> SlackConfig {
         token: Some(Secret::new(token)),
         channel: Some(CHANNEL.into()),
         base_url: base_url.into(),
+        title_template: None,
         request: RequestConfig { circuit_breaker_failures: 0, ..RequestConfig::default() },
     }
 }

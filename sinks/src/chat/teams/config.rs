@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{RequestConfig, Secret};
+use crate::template::Template;
 
 /// Which kind of Teams webhook `url` is.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -33,6 +34,16 @@ pub struct TeamsConfig {
     /// (unverified); a larger one is dead-lettered without a request.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+    /// A violation card's title as a [`Template`] of the violation's fields, e.g.
+    /// `"{rule_id} on {subject} ({labels.team|-})"`; unset, or rendering blank: `[rule_id] summary`
+    /// (`[rule_id] subject` without a summary). Cut to 250 characters.
+    #[serde(default)]
+    pub title_template: Option<Template>,
+    /// The text under the title as a [`Template`], e.g. `"{rule_description} Runbook: {labels.runbook|none}"`;
+    /// unset, or rendering blank: the rule's description (none when that is empty). Cut to 1000
+    /// characters.
+    #[serde(default)]
+    pub body_template: Option<Template>,
     /// Timeouts, rate limit, circuit breaker. With `kind = "connector"` and no
     /// `rate_limit_per_sec`, the sink keeps to 2 requests a second (a connector allows 4 a second
     /// and 60 per 30 seconds).

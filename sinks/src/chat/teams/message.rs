@@ -5,8 +5,9 @@ use reqwest::Url;
 use serde_json::{json, Value};
 use weir_schemas::events::{Violation, ViolationStatus};
 
-use crate::chat::{cut, ocsf_severity, status_name};
+use crate::chat::{cut, ocsf_severity, render_or, status_name};
 use crate::encoding::rfc3339_ms;
+use crate::template::Template;
 
 /// The attachment content type Teams requires for an Adaptive Card.
 pub const ADAPTIVE_CARD: &str = "application/vnd.microsoft.card.adaptive";
@@ -72,17 +73,21 @@ pub fn envelope(card_body: Vec<Value>, actions: Vec<Value>) -> Value {
 
 /// The card for a violation: a banner (severity and status, coloured; green once resolved), the
 /// title `[rule] summary`, the rule's description, facts (severity, status, rule, user, key,
-/// first/last seen, labels) and an "Open" button when the violation has a link.
-pub fn violation_message(violation: &Violation) -> Value {
+/// first/last seen, labels) and an "Open" button when the violation has a link. `title` and
+/// `body` (the `title_template` and `body_template`) replace the title and the description.
+pub fn violation_message(violation: &Violation, title: Option<&Template>, body: Option<&Template>) -> Value {
     let status = status_name(violation.status);
     let severity = ocsf_severity(violation.severity_id);
     let color = severity_color(violation.severity_id);
     let style = if violation.status == ViolationStatus::Resolved { "good" } else { color };
-    let title = if violation.summary.trim().is_empty() {
-        format!("[{}] {}", violation.rule_id, violation.subject)
-    } else {
-        format!("[{}] {}", violation.rule_id, violation.summary)
-    };
+    let title = render_or(title, violation, || {
+        if violation.summary.trim().is_empty() {
+            format!("[{}] {}", violation.rule_id, violation.subject)
+        } else {
+            format!("[{}] {}", violation.rule_id, violation.summary)
+        }
+    });
+    let description = render_or(body, violation, || violation.rule_description.clone());
     let mut facts = vec![
         fact("Severity", &format!("{severity} ({})", violation.severity_id)),
         fact("Status", status),
@@ -96,7 +101,7 @@ pub fn violation_message(violation: &Violation) -> Value {
     if violation.labels.len() > MAX_LABELS {
         facts.push(fact("More labels", &(violation.labels.len() - MAX_LABELS).to_string()));
     }
-    let mut body = vec![json!({
+    let mut card_body = vec![json!({
         "type": "Container",
         "style": style,
         "bleed": true,
@@ -118,19 +123,19 @@ pub fn violation_message(violation: &Violation) -> Value {
             },
         ],
     })];
-    if !violation.rule_description.trim().is_empty() {
-        body.push(json!({
+    if !description.trim().is_empty() {
+        card_body.push(json!({
             "type": "TextBlock",
-            "text": cut(&violation.rule_description, MAX_FACT),
+            "text": cut(&description, MAX_FACT),
             "isSubtle": true,
             "wrap": true,
         }));
     }
-    body.push(json!({ "type": "FactSet", "facts": facts }));
+    card_body.push(json!({ "type": "FactSet", "facts": facts }));
     let actions = violation_link(violation)
         .map(|url| vec![json!({ "type": "Action.OpenUrl", "title": "Open", "url": url })])
         .unwrap_or_default();
-    envelope(body, actions)
+    envelope(card_body, actions)
 }
 
 /// The card for any other record: its decoded value as JSON, in a monospace block.

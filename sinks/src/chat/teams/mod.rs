@@ -11,7 +11,9 @@
 //! user, violation key, first/last seen, up to 10 labels) and an "Open" button
 //! (`Action.OpenUrl`) when a `link`, `url`, `runbook` or `runbook_url` label holds an http(s)
 //! URL. Any other record becomes a card holding its decoded value as JSON. OPEN, UPDATED and
-//! RESOLVED are one message each.
+//! RESOLVED are one message each. `title_template` and `body_template` (each a
+//! [`crate::template::Template`] of the violation's fields, e.g. `"{rule_id} on {subject}"`)
+//! replace the title and the description under it; unset or blank, they are as above.
 //!
 //! Size: text fields are cut to fixed lengths (title 250 characters, values 1000, raw JSON
 //! 16,000); a body still over `max_message_bytes` (default 28,000, Teams' ~28 KB limit) is

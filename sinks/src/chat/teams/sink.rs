@@ -76,7 +76,9 @@ impl TeamsSink {
     /// The request for a record, or why it cannot be sent (too large for Teams).
     fn request(&self, record: &StoredRecord) -> Result<reqwest::RequestBuilder, String> {
         let message = match decode_violation(&record.record.value) {
-            Ok(violation) => violation_message(&violation),
+            Ok(violation) => {
+                violation_message(&violation, self.config.title_template.as_ref(), self.config.body_template.as_ref())
+            }
             Err(_) => text_message(&value_to_json(&record.record.value).1),
         };
         let body = message.to_string();

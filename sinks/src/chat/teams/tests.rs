@@ -78,6 +78,8 @@ fn config(url: &str, kind: TeamsKind) -> TeamsConfig {
         url: Secret::new(url),
         kind,
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        title_template: None,
+        body_template: None,
         request: RequestConfig { circuit_breaker_failures: 0, ..RequestConfig::default() },
     }
 }
@@ -170,6 +172,28 @@ async fn open_updated_resolved_are_one_adaptive_card_each() {
     let resolved = &accepted[2]["attachments"][0]["content"]["body"][0];
     assert_eq!(resolved["style"], "good", "resolved shows green");
     assert_eq!(resolved["items"][0]["text"], "HIGH · RESOLVED");
+}
+
+#[tokio::test]
+async fn title_and_body_templates_replace_the_title_and_description() {
+    let (fake, url) = start(TeamsKind::Workflows).await;
+    let cfg = TeamsConfig {
+        title_template: Some("{rule_id} on {subject} ({labels.team|-})".parse().unwrap()),
+        body_template: Some(
+            "{rule_description}. Runbook: {labels.runbook}; owner {labels.owner|unknown}".parse().unwrap(),
+        ),
+        ..config(&url, TeamsKind::Workflows)
+    };
+    let mut sink = TeamsSink::new(cfg).unwrap();
+    assert_eq!(sink.deliver(&lifecycle()[..1]).await.unwrap(), vec![]);
+    let accepted = fake.accepted.lock().unwrap().clone();
+    let card = &accepted[0]["attachments"][0]["content"];
+    assert_eq!(card["body"][0]["items"][1]["text"], "okta.mfa_disabled on alice@example.com (iam)");
+    assert_eq!(
+        card["body"][1]["text"],
+        "MFA must stay enabled. Runbook: https://wiki.example.com/runbooks/mfa; owner unknown"
+    );
+    assert_eq!(status_of(&accepted[0]), "OPEN", "the facts are as without templates");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{RequestConfig, Secret};
+use crate::template::Template;
 use crate::ticketing::SeverityMap;
 
 /// `[sinks.NAME] type = "jira"`.
@@ -43,6 +44,17 @@ pub struct JiraConfig {
     /// so an issue created moments ago may not be found yet.
     #[serde(default = "default_search_settle_secs")]
     pub search_settle_secs: f64,
+    /// The issue's `summary` as a [`Template`] of the violation's fields, e.g.
+    /// `"[{rule_id}] {subject} ({labels.team|-})"`; unset, or rendering blank: the violation's
+    /// summary (`rule_id: subject` without one). Made one line and cut to Jira's 255 characters;
+    /// also leads the default description and the comments.
+    #[serde(default)]
+    pub title_template: Option<Template>,
+    /// The `description` of new issues as a [`Template`], one paragraph per line (`\n`), e.g.
+    /// `"{summary}\nRunbook: {labels.runbook|none}"`; unset, or rendering blank: the title, the
+    /// violation's facts and the violation as a JSON code block. Comments keep the facts either way.
+    #[serde(default)]
+    pub body_template: Option<Template>,
     /// Timeouts, rate limit, circuit breaker.
     #[serde(default)]
     pub request: RequestConfig,

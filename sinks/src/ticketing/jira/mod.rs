@@ -17,6 +17,11 @@
 //!   `GET /rest/api/3/issue/{key}/transitions`, then `POST` with its id); nothing when there is
 //!   no issue or it is already done.
 //!
+//! The summary is the violation's summary and the description (ADF) the summary, the violation's
+//! facts and its JSON, unless `title_template` / `body_template` (each a
+//! [`crate::template::Template`] of the violation's fields, e.g. `"[{rule_id}] {subject}"`; the body
+//! one paragraph per line) say otherwise; a template that renders blank falls back to the default.
+//!
 //! Jira's search is eventually consistent: an issue created seconds ago may not be found yet.
 //! The sink passes the ids of issues it created or found as `reconcileIssues`, which makes the
 //! search see them at once; after a create whose answer was lost (a timeout, a broken connection,

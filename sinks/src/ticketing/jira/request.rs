@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use weir_schemas::events::Violation;
 
 use super::JiraConfig;
-use crate::chat::{cut, status_name};
+use crate::chat::{cut, render_or, status_name};
 use crate::encoding::rfc3339_ms;
 use crate::ticketing::{plain_or_hashed, severity_word};
 
@@ -38,6 +38,18 @@ pub fn summary(violation: &Violation) -> String {
         violation.summary.clone()
     };
     cut(line.replace(['\r', '\n'], " ").trim(), MAX_SUMMARY)
+}
+
+/// The issue's summary: the `title_template` rendered, else (unset or blank) [`summary`]; on one
+/// line and cut like it.
+pub fn title(violation: &Violation, config: &JiraConfig) -> String {
+    match &config.title_template {
+        Some(_) => {
+            let line = render_or(config.title_template.as_ref(), violation, || summary(violation));
+            cut(line.replace(['\r', '\n'], " ").trim(), MAX_SUMMARY)
+        }
+        None => summary(violation),
+    }
 }
 
 /// An ADF text node, or none for empty text (ADF refuses empty text nodes).
@@ -98,6 +110,19 @@ pub fn description(violation: &Violation) -> Value {
     document(&summary(violation), violation, true)
 }
 
+/// The description of a new issue: the `body_template` rendered, one ADF paragraph per line, else
+/// (unset or blank) the title, the facts and the violation as JSON.
+pub fn templated_description(violation: &Violation, config: &JiraConfig) -> Value {
+    let lead = title(violation, config);
+    let rendered = render_or(config.body_template.as_ref(), violation, String::new);
+    if rendered.trim().is_empty() {
+        return document(&lead, violation, true);
+    }
+    // Paragraphs rather than one text node with `\n`: Jira shows a text node's new lines as spaces.
+    let content: Vec<Value> = rendered.lines().map(|line| paragraph([text(line)])).collect();
+    json!({"type": "doc", "version": 1, "content": content})
+}
+
 /// `POST /rest/api/3/issue`: a new issue for the violation, labelled with `label`.
 pub fn create(violation: &Violation, config: &JiraConfig, label: &str) -> Value {
     let mut labels: Vec<&str> = config.labels.iter().map(String::as_str).collect();
@@ -105,8 +130,8 @@ pub fn create(violation: &Violation, config: &JiraConfig, label: &str) -> Value 
     let mut fields = json!({
         "project": {"key": config.project},
         "issuetype": {"name": config.issue_type},
-        "summary": summary(violation),
-        "description": description(violation),
+        "summary": title(violation, config),
+        "description": templated_description(violation, config),
         "labels": labels,
     });
     if config.set_priority {
@@ -116,11 +141,11 @@ pub fn create(violation: &Violation, config: &JiraConfig, label: &str) -> Value 
 }
 
 /// `POST /rest/api/3/issue/{key}/comment` for an UPDATED violation.
-pub fn updated_comment(violation: &Violation) -> Value {
-    json!({"body": document(&format!("Seen again: {}", summary(violation)), violation, false)})
+pub fn updated_comment(violation: &Violation, config: &JiraConfig) -> Value {
+    json!({"body": document(&format!("Seen again: {}", title(violation, config)), violation, false)})
 }
 
 /// `POST /rest/api/3/issue/{key}/comment` for a RESOLVED violation.
-pub fn resolved_comment(violation: &Violation) -> Value {
-    json!({"body": document(&format!("Resolved: {}", summary(violation)), violation, false)})
+pub fn resolved_comment(violation: &Violation, config: &JiraConfig) -> Value {
+    json!({"body": document(&format!("Resolved: {}", title(violation, config)), violation, false)})
 }

@@ -329,12 +329,14 @@ impl Tracker for JiraSink {
             // Already done: a replay, or closed by hand.
             ViolationStatus::Resolved if issue.done => Ok(()),
             ViolationStatus::Resolved => {
-                self.comment(&issue, request::resolved_comment(violation)).await?;
+                self.comment(&issue, request::resolved_comment(violation, &self.config)).await?;
                 self.transition_done(&issue).await
             }
             // Already open: a retry after a lost answer, or a replay.
             ViolationStatus::Open if !issue.done => Ok(()),
-            ViolationStatus::Updated if !issue.done => self.comment(&issue, request::updated_comment(violation)).await,
+            ViolationStatus::Updated if !issue.done => {
+                self.comment(&issue, request::updated_comment(violation, &self.config)).await
+            }
             // Done, and the issue already covered this episode (a replay, or closed by hand while
             // the violation held): leave it.
             _ if covered_by(violation, issue.created.as_deref()) => Ok(()),

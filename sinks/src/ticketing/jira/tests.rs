@@ -402,6 +402,32 @@ async fn open_update_resolve_keeps_one_issue() {
 }
 
 #[tokio::test]
+async fn title_and_body_templates_make_the_summary_and_description() {
+    let (fake, endpoint) = start().await;
+    let cfg = JiraConfig {
+        title_template: Some("[{rule_id}] {subject}\n(team {labels.team}, {status})".parse().unwrap()),
+        body_template: Some("{summary}\n\nOwner: {labels.owner|-}".parse().unwrap()),
+        ..config(&endpoint)
+    };
+    let mut sink = JiraSink::new(cfg).unwrap();
+    assert_eq!(sink.deliver(&lifecycle("v-1")[..2]).await.unwrap(), vec![]);
+    let issues = fake.issues();
+    assert_eq!(issues[0].fields["summary"], "[okta.mfa_disabled] alice@example.com (team iam, OPEN)", "one line");
+    assert_eq!(
+        issues[0].fields["description"],
+        json!({"type": "doc", "version": 1, "content": [
+            {"type": "paragraph", "content": [
+                {"type": "text", "text": "MFA must stay enabled: alice@example.com (Open)"},
+            ]},
+            {"type": "paragraph", "content": []},
+            {"type": "paragraph", "content": [{"type": "text", "text": "Owner: -"}]},
+        ]})
+    );
+    let comment = issues[0].comments[0].to_string();
+    assert!(comment.contains("Seen again: [okta.mfa_disabled] alice@example.com (team iam, UPDATED)"), "{comment}");
+}
+
+#[tokio::test]
 async fn a_lost_create_answer_then_a_retry_leaves_one_issue() {
     for lose in [Lose::Status500, Lose::Hang] {
         let (fake, endpoint) = start().await;

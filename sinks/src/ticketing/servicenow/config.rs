@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{RequestConfig, Secret};
+use crate::template::Template;
 use crate::ticketing::SeverityMap;
 
 /// `[sinks.NAME] type = "servicenow"`.
@@ -55,6 +56,18 @@ pub struct ServiceNowConfig {
     /// `close_notes` set on resolving, followed by the violation's summary.
     #[serde(default = "default_close_notes")]
     pub close_notes: String,
+    /// The incident's `short_description` as a [`Template`] of the violation's fields, e.g.
+    /// `"[{rule_id}] {subject} ({labels.team|-})"`; unset, or rendering blank: the violation's
+    /// summary (`rule_id: subject` without one). Made one line and cut to 160 characters; set on
+    /// every write, and also heads the default description and follows `close_notes`.
+    #[serde(default)]
+    pub title_template: Option<Template>,
+    /// The `description` of new incidents as a [`Template`] (`\n` for new lines), e.g.
+    /// `"{summary}\nRunbook: {labels.runbook|none}"`; unset, or rendering blank: the title, a blank
+    /// line and the violation's details (rule, severity, subject, status, times, labels, key).
+    /// Work notes keep the details either way.
+    #[serde(default)]
+    pub body_template: Option<Template>,
     /// Timeouts, rate limit, circuit breaker. ServiceNow's limits are per instance (rate limit
     /// rules), so set `rate_limit_per_sec` below your rule.
     #[serde(default)]

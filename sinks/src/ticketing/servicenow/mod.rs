@@ -18,6 +18,11 @@
 //! - RESOLVED: `PATCH state = resolved_state`, `close_code`, `close_notes`; nothing when there is
 //!   no incident or it is already resolved or closed.
 //!
+//! The title (`short_description`) is the violation's summary and the description the title
+//! followed by the violation's details, unless `title_template` / `body_template` (each a
+//! [`crate::template::Template`] of the violation's fields, e.g. `"[{rule_id}] {subject}"`) say
+//! otherwise; a template that renders blank falls back to the default.
+//!
 //! What it guarantees: a record is reported delivered only once every request it needed got a
 //! 2xx, and never produces a second incident for one violation from a retry, restart or replay
 //! (one record at a time, so a sink never races itself; two sinks on the same violations could).

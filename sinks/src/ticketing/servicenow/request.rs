@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 use weir_schemas::events::{Violation, ViolationStatus};
 
 use super::ServiceNowConfig;
-use crate::chat::{cut, status_name};
+use crate::chat::{cut, render_or, status_name};
 use crate::encoding::rfc3339_ms;
 use crate::ticketing::{plain_or_hashed, severity_word};
 
@@ -32,6 +32,27 @@ pub fn short_description(violation: &Violation) -> String {
         violation.summary.clone()
     };
     cut(&line.replace(['\r', '\n'], " "), MAX_SHORT_DESCRIPTION)
+}
+
+/// The title written to `short_description`: the `title_template` rendered, else (unset or
+/// blank) [`short_description`]; on one line and cut like it.
+pub fn title(violation: &Violation, config: &ServiceNowConfig) -> String {
+    match &config.title_template {
+        Some(_) => {
+            let line = render_or(config.title_template.as_ref(), violation, || short_description(violation));
+            cut(line.replace(['\r', '\n'], " ").trim(), MAX_SHORT_DESCRIPTION)
+        }
+        // Exactly today's title without a template (it is not trimmed).
+        None => short_description(violation),
+    }
+}
+
+/// The `description` of a new incident: the `body_template` rendered, else (unset or blank) the
+/// title, a blank line and the violation's [`details`].
+pub fn description(violation: &Violation, config: &ServiceNowConfig) -> String {
+    render_or(config.body_template.as_ref(), violation, || {
+        format!("{}\n\n{}", title(violation, config), details(violation))
+    })
 }
 
 /// The violation as readable lines (for `description` and work notes).
@@ -62,7 +83,7 @@ pub fn details(violation: &Violation) -> String {
 /// The fields every write sets from the violation: title, urgency and impact.
 fn common(violation: &Violation, config: &ServiceNowConfig) -> Map<String, Value> {
     let mut body = Map::new();
-    body.insert("short_description".into(), json!(short_description(violation)));
+    body.insert("short_description".into(), json!(title(violation, config)));
     body.insert("urgency".into(), json!(config.urgency.get(violation.severity_id, DEFAULT_URGENCY)));
     body.insert("impact".into(), json!(config.impact.get(violation.severity_id, DEFAULT_IMPACT)));
     body
@@ -71,7 +92,7 @@ fn common(violation: &Violation, config: &ServiceNowConfig) -> Map<String, Value
 /// `POST /api/now/table/incident`: a new incident for the violation.
 pub fn create(violation: &Violation, config: &ServiceNowConfig) -> Value {
     let mut body = common(violation, config);
-    body.insert("description".into(), json!(format!("{}\n\n{}", short_description(violation), details(violation))));
+    body.insert("description".into(), json!(description(violation, config)));
     body.insert("correlation_id".into(), json!(correlation_id(violation)));
     body.insert("correlation_display".into(), json!(config.correlation_display));
     for (field, value) in [
@@ -114,7 +135,7 @@ pub fn resolve(violation: &Violation, config: &ServiceNowConfig) -> Value {
     json!({
         "state": config.resolved_state,
         "close_code": config.close_code,
-        "close_notes": format!("{}\n{}", config.close_notes, short_description(violation)),
+        "close_notes": format!("{}\n{}", config.close_notes, title(violation, config)),
         "work_notes": format!("Resolved.\n{}", details(violation)),
     })
 }

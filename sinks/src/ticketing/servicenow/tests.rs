@@ -320,6 +320,32 @@ async fn open_update_resolve_keeps_one_incident() {
 }
 
 #[tokio::test]
+async fn title_and_body_templates_make_the_short_description_and_description() {
+    let (fake, endpoint) = start().await;
+    let cfg = ServiceNowConfig {
+        title_template: Some("[{rule_id}] {subject} (team {labels.team}, {status})".parse().unwrap()),
+        body_template: Some("{summary}\nOwner: {labels.owner|-}".parse().unwrap()),
+        ..config(&endpoint)
+    };
+    let mut sink = ServiceNowSink::new(cfg).unwrap();
+    let batch = lifecycle("v-1");
+    assert_eq!(sink.deliver(&batch[..1]).await.unwrap(), vec![]);
+    let created = fake.incidents()[0].clone();
+    assert_eq!(created.field("short_description"), "[okta.mfa_disabled] alice@example.com (team iam, OPEN)");
+    assert_eq!(created.field("description"), "MFA must stay enabled: alice@example.com (Open)\nOwner: -");
+    assert!(created.work_notes[0].contains("Rule: okta.mfa_disabled"), "work notes keep the details");
+    assert_eq!(sink.deliver(&batch[1..]).await.unwrap(), vec![]);
+    let resolved = fake.incidents()[0].clone();
+    assert_eq!(resolved.field("short_description"), "[okta.mfa_disabled] alice@example.com (team iam, UPDATED)");
+    assert!(resolved.field("close_notes").ends_with("(team iam, RESOLVED)"), "{}", resolved.field("close_notes"));
+    // A bad template is a config error, with the character it is at.
+    let text =
+        format!("endpoint = \"{endpoint}\"\nusername = \"u\"\npassword = \"p\"\nbody_template = \"{{a}} }}x\"\n");
+    let e = toml::from_str::<ServiceNowConfig>(&text).unwrap_err().to_string();
+    assert!(e.contains("`}` without an opening `{`") && e.contains("character 5"), "{e}");
+}
+
+#[tokio::test]
 async fn a_lost_create_answer_then_a_retry_leaves_one_incident() {
     for lose in [Lose::Status500, Lose::Hang] {
         let (fake, endpoint) = start().await;
