@@ -52,6 +52,21 @@ pub(crate) fn render(stages: &Stages, now_ms: i64) -> String {
             (role == "source" && cursor != i64::MIN).then(|| (now_ms - cursor).max(0) as f64 / 1000.0)
         },
     );
+    family(
+        "weir_lag_records",
+        "Records on a stage's inputs not committed yet (measured every 5 s).",
+        "gauge",
+        &|p, role| (role != "source").then(|| p.lag.load(Ordering::Relaxed) as f64),
+    );
+    family(
+        "weir_sink_request_seconds_sum",
+        "Time spent in calls to a sink's destination, retries included.",
+        "counter",
+        &|p, role| (role == "sink").then(|| p.deliver_micros.load(Ordering::Relaxed) as f64 / 1e6),
+    );
+    family("weir_sink_request_seconds_count", "Calls to a sink's destination.", "counter", &|p, role| {
+        (role == "sink").then(|| p.deliver_calls.load(Ordering::Relaxed) as f64)
+    });
     family("weir_stage_failed", "1 when the stage stopped on a fatal error.", "gauge", &|p, _| {
         Some(if p.failure.lock().map(|f| f.is_some()).unwrap_or(true) { 1.0 } else { 0.0 })
     });
@@ -71,6 +86,9 @@ mod tests {
         source.source_retries.store(2, Ordering::Relaxed);
         source.cursor_time_ms.store(10_000, Ordering::Relaxed);
         let sink = Arc::new(StageProgress::default());
+        sink.deliver_calls.store(4, Ordering::Relaxed);
+        sink.deliver_micros.store(1_500_000, Ordering::Relaxed);
+        sink.lag.store(12, Ordering::Relaxed);
         let stages = vec![
             ("okta".to_string(), "source", "okta".to_string(), source),
             ("siem".to_string(), "sink", "splunk_hec".to_string(), sink),
@@ -82,5 +100,8 @@ mod tests {
         assert!(page.contains("weir_source_cursor_lag_seconds{stage=\"okta\",role=\"source\",type=\"okta\"} 60\n"));
         assert!(!page.contains("weir_source_bytes_total{stage=\"siem\""), "sinks have no source metrics");
         assert!(page.contains("# TYPE weir_source_cursor_lag_seconds gauge\n"));
+        assert!(page.contains("weir_sink_request_seconds_sum{stage=\"siem\",role=\"sink\",type=\"splunk_hec\"} 1.5\n"));
+        assert!(page.contains("weir_sink_request_seconds_count{stage=\"siem\",role=\"sink\",type=\"splunk_hec\"} 4\n"));
+        assert!(page.contains("weir_lag_records{stage=\"siem\",role=\"sink\",type=\"splunk_hec\"} 12\n"), "{page}");
     }
 }

@@ -78,6 +78,12 @@ pub struct StageProgress {
     pub source_retries: AtomicU64,
     /// Sources: the event time (ms) the cursor has reached; `i64::MIN` when unknown.
     pub cursor_time_ms: AtomicI64,
+    /// Sinks: calls to the destination (`deliver`), and their total duration in µs.
+    pub deliver_calls: AtomicU64,
+    /// See `deliver_calls`.
+    pub deliver_micros: AtomicU64,
+    /// Records on the stage's inputs not committed yet, as last measured.
+    pub lag: AtomicU64,
     /// Set once the stage will produce nothing more in this run.
     pub done: AtomicBool,
     /// Why the stage stopped, if it failed.
@@ -94,6 +100,9 @@ impl Default for StageProgress {
             bytes_in: AtomicU64::new(0),
             source_retries: AtomicU64::new(0),
             cursor_time_ms: AtomicI64::new(i64::MIN),
+            deliver_calls: AtomicU64::new(0),
+            deliver_micros: AtomicU64::new(0),
+            lag: AtomicU64::new(0),
             done: AtomicBool::new(false),
             failure: Mutex::new(None),
         }
@@ -274,6 +283,25 @@ pub async fn run(
                 .map(|c| (c.name.clone(), role_name(c.role), c.type_name.clone(), progress[c.name.as_str()].clone()))
                 .collect();
             let render = Arc::new(move || metrics::render(&stages, now_ms()));
+            // Lag needs the log and the store: measured now and then, not on each scrape.
+            let (config, log, store, partitions) =
+                (config.clone(), log.clone(), store.clone(), topic_partitions.clone());
+            let progress = progress.iter().map(|(name, p)| (name.to_string(), p.clone())).collect::<Vec<_>>();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    for (name, p) in &progress {
+                        let Some(spec) = config.component(name) else { continue };
+                        if let Ok(lag) = stage_lag(&config, spec, log.as_ref(), &store, &partitions).await {
+                            p.lag.store(lag, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(LAG_EVERY) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
             let handle = crate::server::start(server.listen, endpoints, render, shutdown.clone())
                 .await
                 .map_err(|e| RunError::Config(format!("[server] cannot listen on {}: {e}", server.listen)))?;
@@ -348,15 +376,7 @@ pub async fn run(
     let mut summaries = Vec::new();
     for spec in &config.components {
         let p = &progress[spec.name.as_str()];
-        let mut lag = 0;
-        for input in &spec.inputs {
-            let topic = config.input_topic(input).expect("checked");
-            for partition in 0..topic_partitions.get(&topic).copied().unwrap_or(0) {
-                let end = log.offsets(&topic, partition).await?.end;
-                let committed = store.offset(&spec.name, &topic, partition)?.unwrap_or(0);
-                lag += end.saturating_sub(committed);
-            }
-        }
+        let lag = stage_lag(config, spec, log.as_ref(), &store, &topic_partitions).await?;
         summaries.push(StageSummary {
             name: spec.name.clone(),
             role: role_name(spec.role),
@@ -371,6 +391,29 @@ pub async fn run(
     }
     Ok(summaries)
 }
+
+/// Records on a stage's inputs it has not committed yet.
+async fn stage_lag(
+    config: &PipelineConfig,
+    spec: &crate::config::ComponentSpec,
+    log: &dyn Log,
+    store: &Store,
+    topic_partitions: &BTreeMap<String, u32>,
+) -> Result<u64, RunError> {
+    let mut lag = 0;
+    for input in &spec.inputs {
+        let topic = config.input_topic(input).expect("inputs were checked when the config was parsed");
+        for partition in 0..topic_partitions.get(&topic).copied().unwrap_or(0) {
+            let end = log.offsets(&topic, partition).await?.end;
+            let committed = store.offset(&spec.name, &topic, partition)?.unwrap_or(0);
+            lag += end.saturating_sub(committed);
+        }
+    }
+    Ok(lag)
+}
+
+/// How often `/metrics`' lag figures are measured.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 fn role_name(role: Role) -> &'static str {
     match role {

@@ -454,10 +454,13 @@ pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
             attempts += 1;
             let attempt: Vec<StoredRecord> = pending.iter().map(|&i| batch[i].clone()).collect();
             let mut shutdown = cx.shutdown.clone();
+            let started = std::time::Instant::now();
             let result = tokio::select! {
                 result = sink.deliver(&attempt) => result,
                 _ = shutdown.changed() => return,
             };
+            cx.progress.deliver_calls.fetch_add(1, Ordering::Relaxed);
+            cx.progress.deliver_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             match result {
                 Ok(failures) => {
                     let mut retry = Vec::new();
