@@ -2,19 +2,83 @@
 //! `chat.postMessage` Web API) and [`teams`] (Workflows or legacy connector webhooks).
 //!
 //! All send one request per record through the shared [`crate::http::HttpDelivery`] and read
-//! `io.weir.Violation` records. What they share lives here: decoding a violation and the
-//! one-request-per-record delivery loop (which, like the webhook sink, leaves the records not yet
-//! sent for the runner's retry as soon as one request fails retryably).
+//! `io.weir.Violation` records; Slack and Teams also render an `io.weir.WindowAggregate` (an
+//! `aggregate` operator's result, e.g. `preset = "daily_digest"`) as a digest message. What they
+//! share lives here: decoding a violation or a digest (`decode_chat_record`), the digest's
+//! title and window text, and the one-request-per-record delivery loop (which, like the webhook
+//! sink, leaves the records not yet sent for the runner's retry as soon as one request fails
+//! retryably).
 
 pub mod pagerduty;
 pub mod slack;
 pub mod teams;
 
+use weir_schemas::avro::{fingerprint_of, Registry};
 use weir_schemas::component::{ComponentError, RecordFailure};
-use weir_schemas::events::{Violation, ViolationStatus};
+use weir_schemas::events::{Violation, ViolationStatus, WindowAggregate};
+use weir_schemas::AvroRecord;
 
+use crate::encoding::rfc3339_ms;
 use crate::http::{FailureClass, HttpDelivery, HttpFailure, Reply};
 use crate::template::Template;
+
+/// Most top-k items listed in a digest message: a chat message is read at a glance, and the
+/// daily digest's lists are 10 long by default.
+pub const MAX_DIGEST_TOP: usize = 10;
+
+/// A record the Slack and Teams sinks have a message layout for.
+#[derive(Debug)]
+pub(crate) enum ChatRecord {
+    /// An `io.weir.Violation`: one alert message.
+    Violation(Violation),
+    /// An `io.weir.WindowAggregate`: one digest message (one metric of one window).
+    Digest(WindowAggregate),
+}
+
+/// Decodes a record's value as a Violation or a WindowAggregate, chosen by the writer schema's
+/// name (looked up by the fingerprint in its single-object header), or says why it is neither.
+pub(crate) fn decode_chat_record(value: &[u8]) -> Result<ChatRecord, String> {
+    let registry = Registry::embedded();
+    let fingerprint = fingerprint_of(value).ok_or("not a Weir record (no single-object header)")?;
+    let writer = registry.get(fingerprint).ok_or_else(|| format!("unknown schema fingerprint {fingerprint:016x}"))?;
+    match writer.name() {
+        Violation::SCHEMA_NAME => {
+            registry.decode(value).map(ChatRecord::Violation).map_err(|e| format!("not an io.weir.Violation: {e}"))
+        }
+        WindowAggregate::SCHEMA_NAME => {
+            registry.decode(value).map(ChatRecord::Digest).map_err(|e| format!("not an io.weir.WindowAggregate: {e}"))
+        }
+        other => Err(format!("an {other}, neither an io.weir.Violation nor an io.weir.WindowAggregate")),
+    }
+}
+
+/// A time for people and machines alike (RFC 3339, UTC), or the raw number when out of range.
+pub(crate) fn chat_time(ms: i64) -> String {
+    rfc3339_ms(ms).unwrap_or_else(|| ms.to_string())
+}
+
+/// A digest's title: `Digest <operator>: <metric>` and the group key when there is one. The
+/// sinks' `title_template` is not used: it is written against a violation's fields, and a
+/// digest has none of them.
+pub(crate) fn digest_title(digest: &WindowAggregate) -> String {
+    let operator = if digest.operator.trim().is_empty() { "aggregate" } else { digest.operator.as_str() };
+    if digest.key.is_empty() {
+        format!("Digest {operator}: {}", digest.metric)
+    } else {
+        format!("Digest {operator}: {} for {}", digest.metric, digest.key)
+    }
+}
+
+/// A digest's window, `start – end` (the end exclusive).
+pub(crate) fn digest_window(digest: &WindowAggregate) -> String {
+    format!("{} – {}", chat_time(digest.window_start), chat_time(digest.window_end))
+}
+
+/// A digest's one-line summary (the notification text): title, count, value and window.
+pub(crate) fn digest_summary(digest: &WindowAggregate) -> String {
+    let value = digest.value.map(|v| format!(", value {v}")).unwrap_or_default();
+    format!("{}: {} events{value}, {}", digest_title(digest), digest.count, digest_window(digest))
+}
 
 /// Decodes a record's value as an `io.weir.Violation`, or says why it is not one.
 pub(crate) fn decode_violation(value: &[u8]) -> Result<Violation, String> {
@@ -132,4 +196,80 @@ pub(crate) async fn send_each_checked(
         }
     }
     Ok(failures)
+}
+
+/// Records for the chat sinks' tests: a daily digest's metrics and a record of another schema.
+#[cfg(test)]
+pub(crate) mod test_records {
+    use weir_schemas::events::{DeadLetter, Stage, TopItem, WindowAggregate, WindowKind};
+    use weir_schemas::{Record, StoredRecord};
+
+    /// 2024-05-02T00:00:00Z, the digest window's start; it ends a day later.
+    pub const DAY_START: i64 = 1_714_608_000_000;
+    /// 2024-05-03T00:00:00Z.
+    pub const DAY_END: i64 = DAY_START + 86_400_000;
+
+    /// One metric of a `daily_digest` window, as the aggregate operator emits it.
+    pub fn digest(metric: &str, count: i64, top: usize) -> WindowAggregate {
+        WindowAggregate {
+            operator: "digest".into(),
+            window_kind: WindowKind::Tumbling,
+            window_start: DAY_START,
+            window_end: DAY_END,
+            key: String::new(),
+            metric: metric.into(),
+            value: None,
+            count,
+            top: (0..top).map(|i| TopItem { item: format!("user{i}@example.com"), count: 20 - i as i64 }).collect(),
+            late_events: 0,
+            emitted_at: DAY_END + 5_000,
+        }
+    }
+
+    /// `digest` as the operator's record, with its stable `weir-id`.
+    pub fn digest_record(offset: u64, digest: &WindowAggregate) -> StoredRecord {
+        let id = format!("digest/{}/{}/{}/1/{}", digest.window_start, digest.window_end, digest.metric, digest.key);
+        StoredRecord {
+            topic: "digest".into(),
+            partition: 0,
+            offset,
+            record: Record::new(digest.window_end - 1, weir_schemas::encode(digest).unwrap())
+                .with_header("weir-id", id),
+        }
+    }
+
+    /// A typed record that is neither a Violation nor a WindowAggregate.
+    pub fn dead_letter_record(offset: u64) -> StoredRecord {
+        let dead = DeadLetter {
+            component: "normalize".into(),
+            stage: Stage::Operator,
+            input_topic: Some("raw.okta".into()),
+            input_partition: Some(0),
+            input_offset: Some(7),
+            reason: "not JSON".into(),
+            original: b"oops".to_vec(),
+            time: DAY_START,
+            attempts: 1,
+        };
+        StoredRecord {
+            topic: "dlq".into(),
+            partition: 0,
+            offset,
+            record: Record::new(DAY_START, weir_schemas::encode(&dead).unwrap()),
+        }
+    }
+
+    #[test]
+    fn records_are_told_apart_by_their_writer_schema() {
+        use super::{decode_chat_record, ChatRecord};
+        let record = digest_record(0, &digest("total", 42, 0));
+        assert!(matches!(decode_chat_record(&record.record.value), Ok(ChatRecord::Digest(d)) if d.count == 42));
+        let err = decode_chat_record(&dead_letter_record(1).record.value).unwrap_err();
+        assert!(err.contains("io.weir.DeadLetter"), "{err}");
+        assert!(decode_chat_record(b"{\"plain\":1}").unwrap_err().contains("no single-object header"));
+        // A known header over a cut body is an error, not a panic.
+        let mut cut = record.record.value.clone();
+        cut.truncate(12);
+        assert!(decode_chat_record(&cut).unwrap_err().contains("io.weir.WindowAggregate"));
+    }
 }

@@ -43,6 +43,8 @@ pub struct SlackConfig {
     /// `"{status} {rule_id}: {summary} ({labels.team|-})"`; unset, or rendering blank:
     /// `[rule_id] summary`. Cut to Slack's 150 characters. Slack has no free-text body here (the
     /// body is the severity, status and subject fields), so there is no `body_template`.
+    /// Digest messages (WindowAggregate records) keep their own header: they have no violation
+    /// fields.
     #[serde(default)]
     pub title_template: Option<Template>,
     /// Timeouts, rate limit, circuit breaker. Slack allows about one message a second per

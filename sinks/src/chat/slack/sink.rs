@@ -11,10 +11,10 @@ use weir_schemas::component::{ComponentError, RecordFailure, Sink};
 use weir_schemas::StoredRecord;
 
 use super::config::SlackMode;
-use super::message::{text_message, violation_message};
+use super::message::{digest_message, text_message, violation_message};
 use super::SlackConfig;
-use crate::chat::{decode_violation, send_each_checked};
-use crate::encoding::value_to_json;
+use crate::chat::{decode_chat_record, send_each_checked, ChatRecord};
+use crate::encoding::{record_id, value_to_json};
 use crate::http::{
     parse_retry_after, truncate_reason, FailureClass, HttpDelivery, HttpFailure, InvalidConfig, Reply, Secret,
 };
@@ -92,8 +92,9 @@ impl SlackSink {
     }
 
     fn request(&self, record: &StoredRecord) -> reqwest::RequestBuilder {
-        let mut body = match decode_violation(&record.record.value) {
-            Ok(violation) => violation_message(&violation, self.config.title_template.as_ref()),
+        let mut body = match decode_chat_record(&record.record.value) {
+            Ok(ChatRecord::Violation(violation)) => violation_message(&violation, self.config.title_template.as_ref()),
+            Ok(ChatRecord::Digest(digest)) => digest_message(&digest, &record_id(record)),
             Err(_) => text_message(&value_to_json(&record.record.value).1),
         };
         match &self.target {

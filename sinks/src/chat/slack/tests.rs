@@ -477,3 +477,67 @@ fn api_config_needs_a_token_and_a_channel_and_no_webhook_url() {
         assert_eq!(SlackSink::new(config).unwrap_err().key, key);
     }
 }
+
+#[tokio::test]
+async fn a_window_aggregate_is_one_digest_message_and_other_records_are_as_before() {
+    use crate::chat::test_records::{dead_letter_record, digest, digest_record};
+    let (fake, url) = start().await;
+    // A title template is written against a violation's fields: it leaves digests alone.
+    let template = "{status} [{rule_id}] {summary}".parse().unwrap();
+    let mut sink = SlackSink::new(SlackConfig { title_template: Some(template), ..config(&url) }).unwrap();
+    let batch = vec![
+        digest_record(0, &digest("top.violators", 42, 12)),
+        digest_record(1, &digest("decisions.DENY", 7, 0)),
+        dead_letter_record(2),
+    ];
+    assert_eq!(sink.deliver(&batch).await.unwrap(), vec![]);
+    let received: Vec<Value> = fake.received.lock().unwrap().iter().map(|(_, m)| m.clone()).collect();
+    assert_eq!(received.len(), 3, "one message per record");
+    let top = &received[0];
+    assert_eq!(
+        top["text"],
+        "Digest digest: top.violators: 42 events, 2024-05-02T00:00:00.000Z – 2024-05-03T00:00:00.000Z"
+    );
+    assert_eq!(
+        top["blocks"][0],
+        json!({"type": "header", "text": {"type": "plain_text", "text": "Digest digest: top.violators", "emoji": false}})
+    );
+    assert_eq!(
+        top["blocks"][1]["fields"],
+        json!([
+            {"type": "mrkdwn", "text": "*Window start*\n2024-05-02T00:00:00.000Z"},
+            {"type": "mrkdwn", "text": "*Window end*\n2024-05-03T00:00:00.000Z"},
+            {"type": "mrkdwn", "text": "*Count*\n42"},
+        ])
+    );
+    let list = top["blocks"][2]["text"]["text"].as_str().unwrap();
+    assert!(
+        list.starts_with("*Top top.violators*\n1. `user0@example.com` — 20\n2. `user1@example.com` — 19\n"),
+        "{list}"
+    );
+    assert!(list.ends_with("10. `user9@example.com` — 11\n… and 2 more"), "{list}");
+    let context = "Digest id: `digest/1714608000000/1714694400000/top.violators/1/`";
+    assert_eq!(top["blocks"][3]["elements"][0]["text"], context);
+    let deny = &received[1];
+    assert_eq!(deny["blocks"][1]["fields"][2]["text"], "*Count*\n7");
+    assert_eq!(deny["blocks"].as_array().unwrap().len(), 3, "no top list without top items");
+    // Neither a Violation nor a WindowAggregate: its JSON as plain text, as before.
+    assert!(received[2].get("blocks").is_none());
+    assert!(received[2]["text"].as_str().unwrap().contains("\"component\":\"normalize\""), "{}", received[2]);
+}
+
+#[tokio::test]
+async fn api_mode_posts_a_digest_to_the_channel_without_unknown_fields() {
+    use crate::chat::test_records::{digest, digest_record};
+    let (fake, base) = start_api().await;
+    let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    assert_eq!(sink.deliver(&[digest_record(0, &digest("total", 99, 0))]).await.unwrap(), vec![]);
+    let posted = fake.posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0]["channel"], CHANNEL);
+    assert_eq!(posted[0]["blocks"][1]["fields"][2]["text"], "*Count*\n99");
+    // chat.postMessage has no idempotency key: nothing made up is sent in its place.
+    let mut keys: Vec<&str> = posted[0].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["blocks", "channel", "text", "unfurl_links", "unfurl_media"]);
+}

@@ -36,7 +36,8 @@ pub struct TeamsConfig {
     pub max_message_bytes: usize,
     /// A violation card's title as a [`Template`] of the violation's fields, e.g.
     /// `"{rule_id} on {subject} ({labels.team|-})"`; unset, or rendering blank: `[rule_id] summary`
-    /// (`[rule_id] subject` without a summary). Cut to 250 characters.
+    /// (`[rule_id] subject` without a summary). Cut to 250 characters. Digest cards
+    /// (WindowAggregate records) keep their own title and text: they have no violation fields.
     #[serde(default)]
     pub title_template: Option<Template>,
     /// The text under the title as a [`Template`], e.g. `"{rule_description} Runbook: {labels.runbook|none}"`;

@@ -3,10 +3,9 @@
 
 use reqwest::Url;
 use serde_json::{json, Value};
-use weir_schemas::events::{Violation, ViolationStatus};
+use weir_schemas::events::{Violation, ViolationStatus, WindowAggregate};
 
-use crate::chat::{cut, ocsf_severity, render_or, status_name};
-use crate::encoding::rfc3339_ms;
+use crate::chat::{chat_time, cut, digest_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP};
 use crate::template::Template;
 
 /// The attachment content type Teams requires for an Adaptive Card.
@@ -43,11 +42,6 @@ pub fn violation_link(violation: &Violation) -> Option<String> {
         let url = Url::parse(value.trim()).ok()?;
         matches!(url.scheme(), "http" | "https").then(|| url.to_string())
     })
-}
-
-/// A time for humans and machines alike, or the raw number when it is out of range.
-fn time(ms: i64) -> String {
-    rfc3339_ms(ms).unwrap_or_else(|| ms.to_string())
 }
 
 fn fact(title: &str, value: &str) -> Value {
@@ -94,8 +88,8 @@ pub fn violation_message(violation: &Violation, title: Option<&Template>, body: 
         fact("Rule", &violation.rule_id),
         fact("User", &violation.subject),
         fact("Violation key", &violation.violation_key),
-        fact("First seen", &time(violation.first_seen)),
-        fact("Last seen", &time(violation.last_seen)),
+        fact("First seen", &chat_time(violation.first_seen)),
+        fact("Last seen", &chat_time(violation.last_seen)),
     ];
     facts.extend(violation.labels.iter().take(MAX_LABELS).map(|(k, v)| fact(&format!("Label {k}"), v)));
     if violation.labels.len() > MAX_LABELS {
@@ -136,6 +130,66 @@ pub fn violation_message(violation: &Violation, title: Option<&Template>, body: 
         .map(|url| vec![json!({ "type": "Action.OpenUrl", "title": "Open", "url": url })])
         .unwrap_or_default();
     envelope(card_body, actions)
+}
+
+/// The card for a WindowAggregate (one metric of one window): a `DIGEST` banner with the
+/// operator, metric and group as the title, a FactSet (window start and end, count, value, late
+/// events, the record's stable `id` so a reader can tell a card posted again after a replay
+/// from a new one) and, when the metric has top items, a second FactSet of at most
+/// [`MAX_DIGEST_TOP`] items with their counts, most frequent first.
+pub fn digest_message(digest: &WindowAggregate, id: &str) -> Value {
+    let mut facts = vec![
+        fact("Window start", &chat_time(digest.window_start)),
+        fact("Window end", &chat_time(digest.window_end)),
+        fact("Count", &digest.count.to_string()),
+    ];
+    if let Some(value) = digest.value {
+        facts.push(fact("Value", &value.to_string()));
+    }
+    if digest.late_events > 0 {
+        facts.push(fact("Late events (not counted)", &digest.late_events.to_string()));
+    }
+    facts.push(fact("Digest id", id));
+    let mut card_body = vec![
+        json!({
+            "type": "Container",
+            "style": "accent",
+            "bleed": true,
+            "items": [
+                {
+                    "type": "TextBlock",
+                    "text": "DIGEST",
+                    "color": "accent",
+                    "weight": "Bolder",
+                    "size": "Small",
+                    "wrap": true,
+                },
+                {
+                    "type": "TextBlock",
+                    "text": cut(&digest_title(digest), MAX_TITLE),
+                    "weight": "Bolder",
+                    "size": "Medium",
+                    "wrap": true,
+                },
+            ],
+        }),
+        json!({ "type": "FactSet", "facts": facts }),
+    ];
+    if !digest.top.is_empty() {
+        let mut top: Vec<Value> = digest
+            .top
+            .iter()
+            .take(MAX_DIGEST_TOP)
+            .map(|item| fact(&cut(&item.item, MAX_TITLE), &item.count.to_string()))
+            .collect();
+        if digest.top.len() > MAX_DIGEST_TOP {
+            top.push(fact("More", &(digest.top.len() - MAX_DIGEST_TOP).to_string()));
+        }
+        let heading = format!("Top {}", cut(&digest.metric, MAX_TITLE));
+        card_body.push(json!({ "type": "TextBlock", "text": heading, "weight": "Bolder", "wrap": true }));
+        card_body.push(json!({ "type": "FactSet", "facts": top }));
+    }
+    envelope(card_body, Vec::new())
 }
 
 /// The card for any other record: its decoded value as JSON, in a monospace block.

@@ -10,10 +10,20 @@
 //! resolved), the title `[rule] summary`, the rule's description, facts (severity, status, rule,
 //! user, violation key, first/last seen, up to 10 labels) and an "Open" button
 //! (`Action.OpenUrl`) when a `link`, `url`, `runbook` or `runbook_url` label holds an http(s)
-//! URL. Any other record becomes a card holding its decoded value as JSON. OPEN, UPDATED and
-//! RESOLVED are one message each. `title_template` and `body_template` (each a
-//! [`crate::template::Template`] of the violation's fields, e.g. `"{rule_id} on {subject}"`)
-//! replace the title and the description under it; unset or blank, they are as above.
+//! URL. An `io.weir.WindowAggregate` (from an `aggregate` operator, e.g. `preset =
+//! "daily_digest"`) becomes a digest card ([`message::digest_message`]): a `DIGEST` banner with
+//! the operator, metric and group, a FactSet (window start and end, count, value, late events,
+//! the record's stable id) and, when the metric has top items, a FactSet of ten at most with
+//! their counts. The record kind is told by the writer schema's name in the record's header. Any
+//! other record becomes a card holding its decoded value as JSON. OPEN, UPDATED and RESOLVED are
+//! one message each. `title_template` and `body_template` (each a [`crate::template::Template`]
+//! of the violation's fields, e.g. `"{rule_id} on {subject}"`) replace a violation's title and
+//! the description under it; unset or blank, they are as above. Digests keep their own title:
+//! the templates name violation fields.
+//!
+//! A daily digest is several WindowAggregate records for one window (one per metric: `total`,
+//! `decisions.ALLOW`/`DENY`/`REVIEW`, `top.services`, `top.violators`), so it is posted as that
+//! many cards: the sink keeps no state to join records that may arrive in different batches.
 //!
 //! Size: text fields are cut to fixed lengths (title 250 characters, values 1000, raw JSON
 //! 16,000); a body still over `max_message_bytes` (default 28,000, Teams' ~28 KB limit) is
@@ -30,7 +40,11 @@
 //! not yet sent for the runner's retry. `kind = "connector"` without `request.rate_limit_per_sec`
 //! keeps to 2 requests a second (a connector allows 4 a second and 60 per 30 seconds; its hourly
 //! and daily limits are not tracked). Teams has no idempotency key: a message whose answer was
-//! lost may be posted twice (at-least-once).
+//! lost may be posted twice (at-least-once). Digests too: the aggregate operator's output is
+//! replay-stable (same bytes, same `weir-id`), so a digest card is posted again only when the
+//! sink's delivery is retried or replayed before its offset was committed, and the `weir-id` in
+//! its facts lets a reader spot the repeat. A window that fires again (late events) is a new
+//! record and a new card, with the updated counts.
 //!
 //! The URL is the credential (the Workflows `sig`, the connector's ids): neither it nor its long
 //! path segments and query values ever appear in an error, a reason or `Debug` output.

@@ -6,10 +6,10 @@ use reqwest::Url;
 use weir_schemas::component::{ComponentError, RecordFailure, Sink};
 use weir_schemas::StoredRecord;
 
-use super::message::{text_message, violation_message};
+use super::message::{digest_message, text_message, violation_message};
 use super::{TeamsConfig, TeamsKind};
-use crate::chat::{decode_violation, send_each_checked};
-use crate::encoding::value_to_json;
+use crate::chat::{decode_chat_record, send_each_checked, ChatRecord};
+use crate::encoding::{record_id, value_to_json};
 use crate::http::{truncate_reason, FailureClass, HttpDelivery, HttpFailure, InvalidConfig, Reply, Secret};
 
 /// Requests a second a connector is held to when `rate_limit_per_sec` is unset: its limits are
@@ -75,10 +75,11 @@ impl TeamsSink {
 
     /// The request for a record, or why it cannot be sent (too large for Teams).
     fn request(&self, record: &StoredRecord) -> Result<reqwest::RequestBuilder, String> {
-        let message = match decode_violation(&record.record.value) {
-            Ok(violation) => {
+        let message = match decode_chat_record(&record.record.value) {
+            Ok(ChatRecord::Violation(violation)) => {
                 violation_message(&violation, self.config.title_template.as_ref(), self.config.body_template.as_ref())
             }
+            Ok(ChatRecord::Digest(digest)) => digest_message(&digest, &record_id(record)),
             Err(_) => text_message(&value_to_json(&record.record.value).1),
         };
         let body = message.to_string();

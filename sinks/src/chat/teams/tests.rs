@@ -370,3 +370,44 @@ fn config_reads_from_toml_and_refuses_bad_values_without_showing_the_url() {
     let err = TeamsSink::new(TeamsConfig { max_message_bytes: 0, ..cfg }).unwrap_err();
     assert_eq!(err.key, "max_message_bytes");
 }
+
+#[tokio::test]
+async fn a_window_aggregate_is_one_digest_card_and_other_records_are_as_before() {
+    use crate::chat::test_records::{dead_letter_record, digest, digest_record};
+    let (fake, url) = start(TeamsKind::Workflows).await;
+    let mut sink = TeamsSink::new(config(&url, TeamsKind::Workflows)).unwrap();
+    let mut violators = digest("top.violators", 42, 12);
+    violators.late_events = 3;
+    let batch =
+        vec![digest_record(0, &violators), digest_record(1, &digest("decisions.DENY", 7, 0)), dead_letter_record(2)];
+    assert_eq!(sink.deliver(&batch).await.unwrap(), vec![]);
+    let accepted = fake.accepted.lock().unwrap().clone();
+    assert_eq!(accepted.len(), 3, "one card per record");
+    let card = &accepted[0]["attachments"][0]["content"];
+    assert_eq!(accepted[0]["attachments"][0]["contentType"], ADAPTIVE_CARD);
+    assert_eq!(card["body"][0]["items"][0]["text"], "DIGEST");
+    assert_eq!(card["body"][0]["items"][1]["text"], "Digest digest: top.violators");
+    assert_eq!(
+        card["body"][1],
+        json!({"type": "FactSet", "facts": [
+            {"title": "Window start", "value": "2024-05-02T00:00:00.000Z"},
+            {"title": "Window end", "value": "2024-05-03T00:00:00.000Z"},
+            {"title": "Count", "value": "42"},
+            {"title": "Late events (not counted)", "value": "3"},
+            {"title": "Digest id", "value": "digest/1714608000000/1714694400000/top.violators/1/"},
+        ]})
+    );
+    assert_eq!(card["body"][2]["text"], "Top top.violators");
+    let top = card["body"][3]["facts"].as_array().unwrap();
+    assert_eq!(top.len(), 11, "ten items and how many more");
+    assert_eq!(top[0], json!({"title": "user0@example.com", "value": "20"}));
+    assert_eq!(top[10], json!({"title": "More", "value": "2"}));
+    assert!(card.get("actions").is_none());
+    let deny = &accepted[1]["attachments"][0]["content"]["body"];
+    assert_eq!(deny[1]["facts"][2], json!({"title": "Count", "value": "7"}));
+    assert_eq!(deny.as_array().unwrap().len(), 2, "no top list without top items");
+    // Neither a Violation nor a WindowAggregate: the JSON card, as before.
+    let other = &accepted[2]["attachments"][0]["content"]["body"];
+    assert_eq!(other[0]["text"], "Weir record");
+    assert!(other[1]["text"].as_str().unwrap().contains("\"component\":\"normalize\""), "{other}");
+}
