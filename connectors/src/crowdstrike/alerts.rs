@@ -14,7 +14,7 @@ use super::api::{
     self, config_error, parse_envelope, reject_partial, take_versions, Connection, Falcon, Versioned, VENDOR,
 };
 use super::{CrowdStrikeAlertsConfig, CrowdStrikeConfigError};
-use crate::batch::{now_ms, quote, RawBatch};
+use crate::batch::{now_ms, RawBatch};
 use crate::cursor::{load_cursor, save_cursor, RecentIds};
 use crate::http::ApiRequest;
 
@@ -266,44 +266,14 @@ impl Source for CrowdStrikeAlertsSource {
         let full_page = page.resources.len() >= limit;
         let mut newest: Option<i64> = None;
         for (chunk_no, chunk) in ids.chunks(DETAILS_CHUNK).enumerate() {
-            let what = "POST /alerts/entities/alerts/v2";
-            let request = ApiRequest::post_json(
-                self.falcon.url("/alerts/entities/alerts/v2"),
-                &serde_json::json!({ "composite_ids": chunk }),
-            );
-            let answer = self.falcon.client.send_page(&request, &self.falcon.auth, parse_envelope).await;
-            let details = match answer.map_err(|e| self.falcon.error(e))? {
-                Ok((_, details)) => details,
-                Err((response, reason)) => {
-                    // The ids of this chunk are known but not their alerts: moving the cursor past
-                    // them would lose them. Keyed by query position, not ids, so new alerts
-                    // arriving cannot reset the count and stall the source.
-                    let at = format!("{}/{}/{chunk_no}", cursor.from_ms, cursor.offset);
-                    let why = format!("HTTP {}: {reason}", response.status);
-                    match self.unreadable.record(at) {
-                        Ok(n) => {
-                            // Nothing of this poll was kept (`cursor` is a copy, `self` untouched
-                            // but for the count): the runner backs off and polls this page again.
-                            return Err(ComponentError::retryable(format!(
-                                "source {}: crowdstrike {what}: {why}; the details of {} alert(s) from {} are asked \
-                                 again (unreadable {n} time(s) in a row, given up at {})",
-                                self.falcon.name,
-                                chunk.len(),
-                                quote(&chunk[0]),
-                                api::UNREADABLE_POLLS
-                            )));
-                        }
-                        Err(()) => {
-                            api::reject_ids(&mut batch, what, "composite_ids", chunk, &why, &response.body);
-                            continue;
-                        }
-                    }
-                }
-            };
-            if let Some(errors) = &details.errors {
-                reject_partial(&mut batch, what, errors);
-            }
-            if let Some(n) = take_alerts(&mut batch, &mut cursor.recent, what, &details.resources) {
+            // Keyed by query position, not ids, so new alerts arriving cannot reset the count of
+            // unreadable answers and stall the source.
+            let at = format!("{}/{}/{chunk_no}", cursor.from_ms, cursor.offset);
+            let read =
+                self.falcon.take_details(&mut self.unreadable, &mut batch, &mut cursor.recent, &ALERT, chunk, at);
+            // Nothing of this poll was kept on an error (`cursor` is a copy, `self` untouched but
+            // for the count): the runner backs off and polls this page again.
+            if let Some(n) = read.await? {
                 newest = Some(newest.map_or(n, |m| m.max(n)));
             }
         }
@@ -357,7 +327,13 @@ impl Source for CrowdStrikeAlertsSource {
 }
 
 /// Alerts change (status, assignee): each version is an event of its own, once.
-const ALERT: Versioned = Versioned { kind: "alert", id_field: "composite_id", time_field: "updated_timestamp" };
+const ALERT: Versioned = Versioned {
+    kind: "alert",
+    id_field: "composite_id",
+    time_field: "updated_timestamp",
+    details_path: "/alerts/entities/alerts/v2",
+    ids_field: "composite_ids",
+};
 
 /// Turns the alerts in `resources` (an answer of `what`) into events, each version once.
 fn take_alerts(batch: &mut RawBatch, recent: &mut RecentIds, what: &str, resources: &[Box<RawValue>]) -> Option<i64> {

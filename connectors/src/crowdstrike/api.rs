@@ -13,7 +13,9 @@ use weir_schemas::component::ComponentError;
 use super::config::Cloud;
 use crate::batch::{quote, RawBatch};
 use crate::cursor::RecentIds;
-use crate::http::{ApiClient, ApiError, ApiResponse, HttpOptions, OAuthClientCredentials, OAuthGrant, Secret};
+use crate::http::{
+    ApiClient, ApiError, ApiRequest, ApiResponse, HttpOptions, OAuthClientCredentials, OAuthGrant, Secret,
+};
 
 /// The vendor name on raw envelopes (the normalizer dispatches on it).
 pub(crate) const VENDOR: &str = "crowdstrike";
@@ -238,6 +240,10 @@ pub(crate) struct Versioned {
     pub id_field: &'static str,
     /// The version field: `updated_timestamp`, `modified_timestamp`.
     pub time_field: &'static str,
+    /// Where details are asked for: `POST <details_path>` with `{"<ids_field>": [..]}`.
+    pub details_path: &'static str,
+    /// See `details_path`.
+    pub ids_field: &'static str,
 }
 
 /// Turns the entities in `resources` (an answer of `what`) into events with id
@@ -288,4 +294,52 @@ pub(crate) fn take_versions(
         }
     }
     newest
+}
+
+impl Falcon {
+    /// Reads the details of `ids` (one chunk; `at` names its position for [`Unreadable`]) into
+    /// `batch`, each version once; returns the newest version time among them.
+    ///
+    /// An answer still unreadable after the client's retries is a retryable error, so nothing of
+    /// this poll is kept and the runner polls the same page again (moving the cursor past ids
+    /// whose details were not read would lose them), until [`UNREADABLE_POLLS`] polls in a row
+    /// failed there; then the ids are dead-lettered as a refetchable request and the poll goes on.
+    pub(crate) async fn take_details(
+        &self,
+        unreadable: &mut Unreadable,
+        batch: &mut RawBatch,
+        recent: &mut RecentIds,
+        entity: &Versioned,
+        ids: &[String],
+        at: String,
+    ) -> Result<Option<i64>, ComponentError> {
+        let what = format!("POST {}", entity.details_path);
+        let request =
+            ApiRequest::post_json(self.url(entity.details_path), &serde_json::json!({ entity.ids_field: ids }));
+        let answer = self.client.send_page(&request, &self.auth, parse_envelope).await;
+        let details = match answer.map_err(|e| self.error(e))? {
+            Ok((_, details)) => details,
+            Err((response, reason)) => {
+                let why = format!("HTTP {}: {reason}", response.status);
+                return match unreadable.record(at) {
+                    Ok(n) => Err(ComponentError::retryable(format!(
+                        "source {}: crowdstrike {what}: {why}; the details of {} {}(s) from {} are asked again \
+                         (unreadable {n} time(s) in a row, given up at {UNREADABLE_POLLS})",
+                        self.name,
+                        ids.len(),
+                        entity.kind,
+                        ids.first().map_or_else(String::new, |id| quote(id)),
+                    ))),
+                    Err(()) => {
+                        reject_ids(batch, &what, entity.ids_field, ids, &why, &response.body);
+                        Ok(None)
+                    }
+                };
+            }
+        };
+        if let Some(errors) = &details.errors {
+            reject_partial(batch, &what, errors);
+        }
+        Ok(take_versions(batch, recent, &what, entity, &details.resources))
+    }
 }

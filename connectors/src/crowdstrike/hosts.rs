@@ -8,11 +8,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use weir_schemas::component::{ComponentError, Source, SourcePoll, SourceStats};
 
-use super::api::{
-    self, config_error, parse_envelope, reject_partial, take_versions, Connection, Falcon, Versioned, VENDOR,
-};
+use super::api::{self, config_error, parse_envelope, reject_partial, Connection, Falcon, Versioned, VENDOR};
 use super::{CrowdStrikeConfigError, CrowdStrikeHostsConfig};
-use crate::batch::{now_ms, quote, RawBatch};
+use crate::batch::{now_ms, RawBatch};
 use crate::cursor::{load_cursor, save_cursor, RecentIds};
 use crate::http::{ApiError, ApiRequest};
 
@@ -54,7 +52,13 @@ struct Cursor {
 }
 
 /// A host's versions: each `modified_timestamp` is a snapshot of its own.
-const HOST: Versioned = Versioned { kind: "host", id_field: "device_id", time_field: "modified_timestamp" };
+const HOST: Versioned = Versioned {
+    kind: "host",
+    id_field: "device_id",
+    time_field: "modified_timestamp",
+    details_path: "/devices/entities/devices/v2",
+    ids_field: "ids",
+};
 
 /// Reads the Falcon host inventory, each host version once.
 pub struct CrowdStrikeHostsSource {
@@ -197,42 +201,10 @@ impl Source for CrowdStrikeHostsSource {
         }
         let ids = api::ids(&mut batch, what, &page.resources);
         for (chunk_no, chunk) in ids.chunks(DETAILS_CHUNK).enumerate() {
-            let what = "POST /devices/entities/devices/v2";
-            let request = ApiRequest::post_json(
-                self.falcon.url("/devices/entities/devices/v2"),
-                &serde_json::json!({ "ids": chunk }),
-            );
-            let answer = self.falcon.client.send_page(&request, &self.falcon.auth, parse_envelope).await;
-            let details = match answer.map_err(|e| self.falcon.error(e))? {
-                Ok((_, details)) => details,
-                Err((response, reason)) => {
-                    // The ids of this chunk are known but not their hosts: moving the scroll past
-                    // them would lose them until they change again.
-                    let why = format!("HTTP {}: {reason}", response.status);
-                    match self.unreadable.record(format!("details/{}/{chunk_no}", position(&sync))) {
-                        Ok(n) => {
-                            // Nothing of this poll was kept (`cursor` and `sync` are copies): the
-                            // runner backs off and polls this page again.
-                            return Err(ComponentError::retryable(format!(
-                                "source {}: crowdstrike {what}: {why}; the details of {} host(s) from {} are asked \
-                                 again (unreadable {n} time(s) in a row, given up at {})",
-                                self.falcon.name,
-                                chunk.len(),
-                                quote(&chunk[0]),
-                                api::UNREADABLE_POLLS
-                            )));
-                        }
-                        Err(()) => {
-                            api::reject_ids(&mut batch, what, "ids", chunk, &why, &response.body);
-                            continue;
-                        }
-                    }
-                }
-            };
-            if let Some(errors) = &details.errors {
-                reject_partial(&mut batch, what, errors);
-            }
-            take_versions(&mut batch, &mut cursor.recent, what, &HOST, &details.resources);
+            // On an error nothing of this poll was kept (`cursor` and `sync` are copies): the
+            // runner backs off and polls this page again.
+            let at = format!("details/{}/{chunk_no}", position(&sync));
+            self.falcon.take_details(&mut self.unreadable, &mut batch, &mut cursor.recent, &HOST, chunk, at).await?;
         }
         let token = match &page.pagination.offset {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
