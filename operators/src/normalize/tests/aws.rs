@@ -45,11 +45,7 @@ fn sign_in(payload: &Value) -> IdentityActivity {
 
 /// Why `payload` was rejected, checking that nothing was emitted and the payload was kept.
 fn rejection(payload: &[u8]) -> String {
-    let out = normalize_input(&vendor_input("aws", payload, 0));
-    assert!(out.records.is_empty(), "emitted {} records", out.records.len());
-    assert_eq!(out.rejected.len(), 1);
-    assert!(out.rejected[0].original == payload, "the original bytes are kept");
-    out.rejected[0].reason.clone()
+    super::rejection_of("aws", payload)
 }
 
 /// A CloudTrail record written for these tests (not a vendor sample): an IAM user's call.

@@ -41,6 +41,16 @@ pub(super) fn normalize_input(input: &StoredRecord) -> Output {
     out
 }
 
+/// The reason `vendor`'s `payload` was rejected for, checking that nothing was emitted and that
+/// the vendor bytes were kept for the dead letter.
+pub(super) fn rejection_of(vendor: &str, payload: &[u8]) -> String {
+    let out = normalize_input(&vendor_input(vendor, payload, 0));
+    assert!(out.records.is_empty(), "emitted {} records", out.records.len());
+    assert_eq!(out.rejected.len(), 1);
+    assert!(out.rejected[0].original == payload, "the original bytes are kept");
+    out.rejected[0].reason.clone()
+}
+
 /// An output record decoded for a golden file: a typed event, or a directory snapshot.
 enum Decoded {
     Event(Box<SecurityEvent>),
