@@ -119,6 +119,20 @@ struct Inner {
 #[derive(Clone)]
 pub struct EmbeddedLog {
     inner: Arc<Inner>,
+    /// Shared with the maintenance thread (writable logs only): true once the last handle is
+    /// dropped. The thread works only while holding it, so after the last handle's drop the
+    /// thread holds no reference to `inner`, and the log (its lock file included) is closed when
+    /// the drop returns — a reopen right after never finds it still locked.
+    stopped: Arc<Mutex<bool>>,
+}
+
+impl Drop for EmbeddedLog {
+    fn drop(&mut self) {
+        // This handle and the maintenance thread's: the last handle is going.
+        if Arc::strong_count(&self.stopped) == 2 {
+            *self.stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        }
+    }
 }
 
 impl EmbeddedLog {
@@ -170,10 +184,11 @@ impl EmbeddedLog {
             topics.insert(name, partitions);
         }
         let inner = Arc::new(Inner { root, config, read_only, topics: RwLock::new(topics), _lock: lock });
+        let stopped = Arc::new(Mutex::new(false));
         if !read_only {
-            spawn_maintenance(Arc::downgrade(&inner));
+            spawn_maintenance(Arc::downgrade(&inner), stopped.clone());
         }
-        Ok(EmbeddedLog { inner })
+        Ok(EmbeddedLog { inner, stopped })
     }
 
     fn partition(&self, topic: &str, partition: u32) -> Result<PartitionRef, LogError> {
@@ -326,22 +341,28 @@ fn apply_retention(inner: &Inner) -> Result<usize, LogError> {
 const RETENTION_CHECK: Duration = Duration::from_secs(60);
 
 /// The background thread of a writable log: syncs every `fsync_interval_ms` under the `interval`
-/// policy, and applies retention every minute. It ends when the log is dropped.
-fn spawn_maintenance(inner: Weak<Inner>) {
+/// policy, and applies retention every minute. It ends when the last handle is dropped
+/// (`stopped`), and it works only while holding `stopped`, so it never keeps the log open past
+/// that drop.
+fn spawn_maintenance(inner: Weak<Inner>, stopped: Arc<Mutex<bool>>) {
+    let Some(policy) = inner.upgrade().map(|inner| (inner.config.fsync, inner.config.fsync_interval_ms)) else {
+        return;
+    };
+    let tick = match policy {
+        (FsyncPolicy::Interval, interval_ms) => Duration::from_millis(interval_ms),
+        _ => Duration::from_secs(1),
+    };
     let spawned = std::thread::Builder::new().name("weir-log-maintenance".into()).spawn(move || {
         let mut since_retention = Duration::ZERO;
         loop {
-            let tick = match inner.upgrade() {
-                Some(inner) if inner.config.fsync == FsyncPolicy::Interval => {
-                    Duration::from_millis(inner.config.fsync_interval_ms)
-                }
-                Some(_) => Duration::from_secs(1),
-                None => return,
-            };
             std::thread::sleep(tick);
             since_retention += tick;
+            let stopped = stopped.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if *stopped {
+                return;
+            }
             let Some(inner) = inner.upgrade() else { return };
-            if inner.config.fsync == FsyncPolicy::Interval {
+            if policy.0 == FsyncPolicy::Interval {
                 if let Err(e) = flush_dirty(&inner) {
                     tracing::error!(error = %e, "periodic fsync failed; will retry");
                 }
@@ -352,6 +373,9 @@ fn spawn_maintenance(inner: Weak<Inner>) {
                     tracing::error!(error = %e, "applying retention failed; will retry");
                 }
             }
+            // `inner` goes before `stopped` is released.
+            drop(inner);
+            drop(stopped);
         }
     });
     if let Err(e) = spawned {
