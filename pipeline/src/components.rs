@@ -69,6 +69,16 @@ pub fn build_all(config: &PipelineConfig) -> Result<BTreeMap<String, Component>,
             errors.push(e);
         }
     }
+    // Two push sources cannot share a path on the one server.
+    let mut paths: BTreeMap<&str, &str> = BTreeMap::new();
+    for spec in &config.components {
+        if let Some(Component::PushSource(_, endpoint)) = built.get(&spec.name) {
+            if let Some(first) = paths.insert(endpoint.path.as_str(), spec.name.as_str()) {
+                let message = format!("`{}` is already the path of source `{first}`", endpoint.path);
+                errors.push(error(spec, config, "path", message));
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(built)
     } else {
@@ -226,15 +236,6 @@ fn push_source(
             "path",
             format!("`{path}` cannot be used: a path starts with `/` and is not `/`, `/metrics` or `/health`"),
         ));
-    }
-    let clash = config.components.iter().any(|other| {
-        other.name != spec.name
-            && other.role == Role::Source
-            && other.options.get("path").and_then(|p| p.as_str()) == Some(path.as_str())
-            && other.type_name.ends_with("_hook")
-    });
-    if clash {
-        return Err(error(spec, config, "path", format!("`{path}` is used by another push source")));
     }
     let endpoint = crate::server::Endpoint { source: spec.name.clone(), path, router };
     Ok(Component::PushSource(source, endpoint))

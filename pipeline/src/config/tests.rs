@@ -161,3 +161,30 @@ fn the_server_table_takes_a_listen_address() {
         vec!["p.toml:1: server.listen: missing: the address to listen on, e.g. \"127.0.0.1:8686\""]
     );
 }
+
+#[test]
+fn two_push_sources_cannot_share_a_path() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:8686"
+
+[sources.okta_hook]
+type = "okta_event_hook"
+path = "/hooks/in"
+secret = "s3cr3t-hook"
+
+[sources.eventbridge]
+type = "aws_eventbridge"
+path = "/hooks/in"
+api_key_header = "x-api-key"
+api_key = "s3cr3t-key"
+"#;
+    let config = parse(text).unwrap();
+    let errors: Vec<String> =
+        crate::components::build_all(&config).err().expect("refused").0.iter().map(ToString::to_string).collect();
+    // Sources are taken in name order: the second one by name is the one in error.
+    assert_eq!(
+        errors,
+        vec!["p.toml:7: sources.okta_hook.path: `/hooks/in` is already the path of source `eventbridge`"]
+    );
+}
