@@ -1,7 +1,7 @@
 //! The `file` source itself.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use weir_schemas::component::{ComponentError, Rejected, Source, SourceBatch, SourcePoll};
@@ -9,6 +9,7 @@ use weir_schemas::events::RawEnvelope;
 use weir_schemas::Record;
 
 use super::FileSourceConfig;
+use crate::batch::now_ms;
 
 /// How long to wait before looking at a followed file again.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -41,10 +42,6 @@ fn describe_position(path: &std::path::Path, lines_are_absolute: bool, line: u64
     } else {
         format!("{} at byte {position}", path.display())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[async_trait]

@@ -282,7 +282,7 @@ pub async fn run(
                 .iter()
                 .map(|c| (c.name.clone(), role_name(c.role), c.type_name.clone(), progress[c.name.as_str()].clone()))
                 .collect();
-            let render = Arc::new(move || metrics::render(&stages, now_ms()));
+            let render = Arc::new(move || metrics::render(&stages, stages::now_ms()));
             // Lag needs the log and the store: measured now and then, not on each scrape.
             let (config, log, store, partitions) =
                 (config.clone(), log.clone(), store.clone(), topic_partitions.clone());
@@ -421,10 +421,6 @@ fn role_name(role: Role) -> &'static str {
         Role::Operator => "operator",
         Role::Sink => "sink",
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
