@@ -237,4 +237,17 @@ pub trait Sink: Send {
     /// Delivers a batch. Returns once the destination acknowledged every record not listed as
     /// failed. An `Err` applies to the whole batch: retryable (try it all again) or fatal.
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError>;
+
+    /// How many deliveries the runner may have in flight at once (`request.concurrency`). With
+    /// more than one, the runner splits each batch by record key over this sink and its
+    /// [`Sink::fork`]s, so records of one key keep their order.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
+    /// Another handle on the same destination that shares this one's rate limit, circuit
+    /// breaker and `Retry-After` holds; `None` if the sink cannot deliver concurrently.
+    fn fork(&self) -> Option<Box<dyn Sink>> {
+        None
+    }
 }

@@ -15,6 +15,7 @@
 //!
 //! Stages read from the log at their own pace, so a slow sink builds lag on disk, not in memory.
 
+mod deliver;
 mod metrics;
 mod replay;
 mod stages;

@@ -428,7 +428,9 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
 
 /// Runs a sink: read, deliver (retrying what may succeed later), dead-letter what the
 /// destination refuses, then commit.
-pub(crate) async fn run_sink(mut cx: StageContext, mut sink: Box<dyn Sink>) {
+pub(crate) async fn run_sink(mut cx: StageContext, sink: Box<dyn Sink>) {
+    // With `request.concurrency` > 1 the sink forks; each batch is split over the handles.
+    let mut sink = super::deliver::SinkHandles::new(sink);
     let mut positions = match input_positions(&cx).await {
         Ok(positions) => positions,
         Err(e) => return cx.fail(e),

@@ -13,12 +13,14 @@ pub mod pagerduty;
 pub mod slack;
 pub mod teams;
 
+use std::collections::HashMap;
+
 use weir_schemas::avro::{fingerprint_of, Registry};
 use weir_schemas::component::{ComponentError, RecordFailure};
 use weir_schemas::events::{Violation, ViolationStatus, WindowAggregate};
-use weir_schemas::AvroRecord;
+use weir_schemas::{AvroRecord, StoredRecord};
 
-use crate::encoding::rfc3339_ms;
+use crate::encoding::{record_id, rfc3339_ms, value_to_json};
 use crate::http::{FailureClass, HttpDelivery, HttpFailure, Reply};
 use crate::template::Template;
 
@@ -33,6 +35,91 @@ pub(crate) enum ChatRecord {
     Violation(Violation),
     /// An `io.weir.WindowAggregate`: one digest message (one metric of one window).
     Digest(WindowAggregate),
+}
+
+/// One chat message to send: the batch's records it stands for, and what it shows.
+#[derive(Debug)]
+pub(crate) struct ChatMessage {
+    /// Indexes into the batch, in batch order.
+    pub indexes: Vec<usize>,
+    /// What the message shows.
+    pub content: ChatContent,
+}
+
+/// What a chat message shows.
+#[derive(Debug)]
+pub(crate) enum ChatContent {
+    /// One alert.
+    Violation(Violation),
+    /// An aggregate operator's results for one window and group key, in batch order — the
+    /// `daily_digest` preset's six metrics make one message, not six. `id` is the first
+    /// record's stable id.
+    Digest { digests: Vec<WindowAggregate>, id: String },
+    /// Any other record: its decoded value.
+    Other(serde_json::Value),
+}
+
+/// The messages for a batch. Results of one window of one aggregate operator for one key are
+/// emitted together, so they arrive in the same batch and become one digest message (a window
+/// cut by a batch boundary, rare, makes two). Every other record is a message of its own.
+pub(crate) fn chat_messages(batch: &[StoredRecord]) -> Vec<ChatMessage> {
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    let mut digest_at: HashMap<(String, i64, i64, String), usize> = HashMap::new();
+    for (index, record) in batch.iter().enumerate() {
+        let content = match decode_chat_record(&record.record.value) {
+            Ok(ChatRecord::Violation(violation)) => ChatContent::Violation(violation),
+            Ok(ChatRecord::Digest(digest)) => {
+                let window = (digest.operator.clone(), digest.window_start, digest.window_end, digest.key.clone());
+                if let Some(&at) = digest_at.get(&window) {
+                    let message = &mut messages[at];
+                    if let ChatContent::Digest { digests, .. } = &mut message.content {
+                        message.indexes.push(index);
+                        digests.push(digest);
+                        continue;
+                    }
+                }
+                digest_at.insert(window, messages.len());
+                ChatContent::Digest { digests: vec![digest], id: record_id(record) }
+            }
+            Err(_) => ChatContent::Other(value_to_json(&record.record.value).1),
+        };
+        messages.push(ChatMessage { indexes: vec![index], content });
+    }
+    messages
+}
+
+/// The title of a group of digests: [`digest_title`] for one metric; the operator (and the
+/// group key) for several.
+pub(crate) fn digests_title(digests: &[WindowAggregate]) -> String {
+    match digests {
+        [one] => digest_title(one),
+        [first, ..] => {
+            let operator = if first.operator.trim().is_empty() { "aggregate" } else { first.operator.as_str() };
+            if first.key.is_empty() {
+                format!("Digest {operator}")
+            } else {
+                format!("Digest {operator} for {}", first.key)
+            }
+        }
+        [] => "Digest".to_string(),
+    }
+}
+
+/// The one-line summary (notification text) of a group of digests: [`digest_summary`] for one
+/// metric; for several, the title, each count metric and the window.
+pub(crate) fn digests_summary(digests: &[WindowAggregate]) -> String {
+    match digests {
+        [one] => digest_summary(one),
+        [first, ..] => {
+            let counts: Vec<String> = digests
+                .iter()
+                .filter(|d| d.top.is_empty())
+                .map(|d| format!("{} {}", d.metric, d.value.map_or(d.count.to_string(), |v| v.to_string())))
+                .collect();
+            format!("{}: {}, {}", digests_title(digests), counts.join(", "), digest_window(first))
+        }
+        [] => "Digest".to_string(),
+    }
 }
 
 /// Decodes a record's value as a Violation or a WindowAggregate, chosen by the writer schema's
@@ -146,31 +233,56 @@ pub(crate) async fn send_each(
     delivery: &mut HttpDelivery,
     requests: Vec<Result<reqwest::RequestBuilder, String>>,
 ) -> Result<Vec<RecordFailure>, ComponentError> {
-    send_each_checked(delivery, requests, |_| Ok(())).await
+    send_each_prebuilt(
+        delivery,
+        requests.into_iter().enumerate().map(|(i, request)| (vec![i], request)).collect(),
+        |_, _| Ok(()),
+    )
+    .await
 }
 
-/// [`send_each`] for destinations that report failures inside a 2xx answer (Slack's Web API
-/// `{"ok":false}`, a throttled Teams connector's `200` text): `check` reads each 2xx reply and
-/// may turn it into a failure, which then counts like any other (breaker, `Retry-After` hold).
-/// `check` must scrub secrets from the reasons it writes: [`HttpDelivery`] only scrubs its own.
+/// [`send_each_checked`] with every request built beforehand.
+pub(crate) async fn send_each_prebuilt(
+    delivery: &mut HttpDelivery,
+    requests: Vec<(Vec<usize>, Result<reqwest::RequestBuilder, String>)>,
+    check: impl FnMut(usize, &Reply) -> Result<(), HttpFailure>,
+) -> Result<Vec<RecordFailure>, ComponentError> {
+    let (groups, mut built): (Vec<_>, Vec<_>) = requests.into_iter().map(|(group, r)| (group, Some(r))).unzip();
+    let build = |position: usize| built[position].take().expect("each request is built once");
+    send_each_checked(delivery, groups, build, check).await
+}
+
+/// [`send_each`] for messages that each stand for some records of the batch (`groups`: a digest
+/// message for several metrics), built by `build` (given the message's position) only when it
+/// is its turn, and for destinations that report failures inside a 2xx answer
+/// (Slack's Web API `{"ok":false}`, a throttled Teams connector's `200` text): `check` reads
+/// each 2xx reply and may turn it into a failure, which then counts like any other (breaker,
+/// `Retry-After` hold). `check` gets the request's position and may note what the reply says
+/// (Slack's message `ts`). A request's outcome applies to every record it stands for. `check`
+/// must scrub secrets from the reasons it writes: [`HttpDelivery`] only scrubs its own.
 pub(crate) async fn send_each_checked(
     delivery: &mut HttpDelivery,
-    requests: Vec<Result<reqwest::RequestBuilder, String>>,
-    check: impl Fn(&Reply) -> Result<(), HttpFailure>,
+    groups: Vec<Vec<usize>>,
+    mut build: impl FnMut(usize) -> Result<reqwest::RequestBuilder, String>,
+    mut check: impl FnMut(usize, &Reply) -> Result<(), HttpFailure>,
 ) -> Result<Vec<RecordFailure>, ComponentError> {
-    let total = requests.len();
+    let total: usize = groups.iter().map(Vec::len).sum();
     let mut failures = Vec::new();
-    let mut requests = requests.into_iter().enumerate();
-    while let Some((index, request)) = requests.next() {
-        let request = match request {
+    let mut groups = groups.into_iter().enumerate();
+    while let Some((position, indexes)) = groups.next() {
+        let request = match build(position) {
             Ok(request) => request,
             Err(reason) => {
-                failures.push(RecordFailure { index, retryable: false, reason });
+                failures.extend(indexes.into_iter().map(|index| RecordFailure {
+                    index,
+                    retryable: false,
+                    reason: reason.clone(),
+                }));
                 continue;
             }
         };
         let failure = match delivery.send(request).await {
-            Ok(reply) => match check(&reply) {
+            Ok(reply) => match check(position, &reply) {
                 Ok(()) => continue,
                 Err(failure) => {
                     delivery.note(&failure);
@@ -179,15 +291,21 @@ pub(crate) async fn send_each_checked(
             },
             Err(failure) => failure,
         };
-        failures.extend(failure.for_records([index])?);
+        failures.extend(failure.for_records(indexes)?);
         if failure.class == FailureClass::Retryable {
             // The destination is struggling: leave the rest for the runner's retry.
-            for (rest, request) in requests.by_ref() {
-                let (retryable, reason) = match request {
+            for (rest_position, rest) in groups.by_ref() {
+                // Built only to tell a record that could never be sent (dead letter) from one
+                // not sent yet (retry); nothing goes out.
+                let (retryable, reason) = match build(rest_position) {
                     Ok(_) => (true, format!("not sent: {}", failure.reason)),
                     Err(reason) => (false, reason),
                 };
-                failures.push(RecordFailure { index: rest, retryable, reason });
+                failures.extend(rest.into_iter().map(|index| RecordFailure {
+                    index,
+                    retryable,
+                    reason: reason.clone(),
+                }));
             }
             if failures.len() == total && failures.iter().all(|f| f.retryable) {
                 return Err(ComponentError::retryable(failure.reason));

@@ -1,7 +1,8 @@
-//! The HTTP client and [`HttpDelivery`], which sends one request at a time through the rate
-//! limiter and the circuit breaker and classifies what comes back.
+//! The HTTP client and [`HttpDelivery`], which sends requests through the rate limiter and the
+//! circuit breaker and classifies what comes back.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -45,19 +46,45 @@ pub struct Reply {
 
 /// Sends a sink's requests: waits for the rate limiter and any `Retry-After`, refuses while the
 /// circuit is open, and classifies the outcome. It never retries; the runner does.
+///
+/// Clones share the rate limiter, the circuit breaker and the `Retry-After` hold (and the
+/// connection pool): a sink running with `request.concurrency` > 1 forks itself, and its forks
+/// together stay within one rate limit and back off together.
+#[derive(Clone)]
 pub struct HttpDelivery {
     what: String,
     client: Client,
-    limiter: Option<TokenBucket>,
-    breaker: CircuitBreaker,
-    hold_until: Option<Instant>,
+    shared: Arc<Shared>,
     max_retry_after: Duration,
     secrets: Vec<Secret>,
 }
 
+/// What the clones of one [`HttpDelivery`] share.
+struct Shared {
+    /// A tokio mutex: a request waiting for a token holds it, so waiters queue fairly.
+    limiter: Option<tokio::sync::Mutex<TokenBucket>>,
+    breaker: Mutex<CircuitBreaker>,
+    /// No request before this instant (a `Retry-After`).
+    hold_until: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn breaker(&self) -> MutexGuard<'_, CircuitBreaker> {
+        // Nothing can panic while the lock is held; recover the value if something ever did.
+        self.breaker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn hold_until(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.hold_until.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 impl std::fmt::Debug for HttpDelivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpDelivery").field("what", &self.what).field("breaker", &self.breaker).finish_non_exhaustive()
+        f.debug_struct("HttpDelivery")
+            .field("what", &self.what)
+            .field("consecutive_failures", &self.consecutive_failures())
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,15 +93,18 @@ impl HttpDelivery {
     /// every reason it produces.
     pub fn new(what: impl Into<String>, config: &RequestConfig, secrets: Vec<Secret>) -> Result<Self, InvalidConfig> {
         let client = build_client(config)?;
+        let shared = Shared {
+            limiter: config.rate_limit_per_sec.map(|rate| tokio::sync::Mutex::new(TokenBucket::new(rate))),
+            breaker: Mutex::new(CircuitBreaker::new(
+                config.circuit_breaker_failures,
+                Duration::from_secs_f64(config.circuit_breaker_cooldown_secs),
+            )),
+            hold_until: Mutex::new(None),
+        };
         Ok(HttpDelivery {
             what: what.into(),
             client,
-            limiter: config.rate_limit_per_sec.map(TokenBucket::new),
-            breaker: CircuitBreaker::new(
-                config.circuit_breaker_failures,
-                Duration::from_secs_f64(config.circuit_breaker_cooldown_secs),
-            ),
-            hold_until: None,
+            shared: Arc::new(shared),
             max_retry_after: Duration::from_secs_f64(config.max_retry_after_secs),
             secrets,
         })
@@ -85,9 +115,9 @@ impl HttpDelivery {
         &self.client
     }
 
-    /// The circuit breaker's state.
-    pub fn breaker(&self) -> &CircuitBreaker {
-        &self.breaker
+    /// Consecutive retryable failures the circuit breaker has counted.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.shared.breaker().consecutive_failures()
     }
 
     /// Sends a request: `Ok` with the response for a 2xx, else the classified failure.
@@ -102,19 +132,24 @@ impl HttpDelivery {
     }
 
     async fn send_unscrubbed(&mut self, request: RequestBuilder) -> Result<Reply, HttpFailure> {
-        if let Err(left) = self.breaker.check() {
+        let open = {
+            let breaker = self.shared.breaker();
+            breaker.check().err().map(|left| (left, breaker.consecutive_failures()))
+        };
+        if let Some((left, failures)) = open {
             return Err(HttpFailure::retryable(format!(
-                "{}: circuit open after {} consecutive failures; not calling for another {:.1}s",
+                "{}: circuit open after {failures} consecutive failures; not calling for another {:.1}s",
                 self.what,
-                self.breaker.consecutive_failures(),
                 left.as_secs_f64()
             )));
         }
-        if let Some(until) = self.hold_until.take() {
+        // Not taken: every fork waits out the same hold.
+        let hold = *self.shared.hold_until();
+        if let Some(until) = hold {
             tokio::time::sleep_until(until).await;
         }
-        if let Some(limiter) = &mut self.limiter {
-            limiter.acquire().await;
+        if let Some(limiter) = &self.shared.limiter {
+            limiter.lock().await.acquire().await;
         }
         let response = match request.send().await {
             Ok(response) => response,
@@ -128,7 +163,7 @@ impl HttpDelivery {
         };
         match classify(&self.what, status, &headers, &body, self.max_retry_after) {
             Ok(()) => {
-                self.breaker.success();
+                self.shared.breaker().success();
                 Ok(Reply { status, headers, body })
             }
             Err(failure) => {
@@ -143,12 +178,15 @@ impl HttpDelivery {
     pub fn note(&mut self, failure: &HttpFailure) {
         match failure.class {
             FailureClass::Retryable => {
-                self.breaker.failure();
+                self.shared.breaker().failure();
                 if let Some(delay) = failure.retry_after {
-                    self.hold_until = Some(Instant::now() + delay.min(self.max_retry_after));
+                    let until = Instant::now() + delay.min(self.max_retry_after);
+                    let mut hold = self.shared.hold_until();
+                    // Forks may note holds out of order: keep the latest.
+                    *hold = Some(hold.map_or(until, |held| held.max(until)));
                 }
             }
-            FailureClass::Permanent => self.breaker.success(),
+            FailureClass::Permanent => self.shared.breaker().success(),
             FailureClass::Fatal => {}
         }
     }

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The most requests a sink may have in flight at once.
+pub const MAX_CONCURRENCY: usize = 64;
+
 /// `[sinks.NAME.request]`: timeouts, rate limit and circuit breaker. Every field is optional.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +24,9 @@ pub struct RequestConfig {
     pub circuit_breaker_cooldown_secs: f64,
     /// The longest `Retry-After` honoured, in seconds; longer ones are cut to this.
     pub max_retry_after_secs: f64,
+    /// Requests in flight at once (1–64). Records of one key (a violation key) always go
+    /// through the same request stream, so their order holds; across keys it does not.
+    pub concurrency: usize,
 }
 
 impl Default for RequestConfig {
@@ -32,6 +38,7 @@ impl Default for RequestConfig {
             circuit_breaker_failures: 5,
             circuit_breaker_cooldown_secs: 30.0,
             max_retry_after_secs: 300.0,
+            concurrency: 1,
         }
     }
 }
@@ -49,6 +56,12 @@ impl RequestConfig {
             if !value.is_finite() || !(0.0..=1e9).contains(&value) {
                 return Err(InvalidConfig::new(key, format!("must be a number of seconds >= 0, not {value}")));
             }
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
+            return Err(InvalidConfig::new(
+                "request.concurrency",
+                format!("must be from 1 to {MAX_CONCURRENCY}, not {}", self.concurrency),
+            ));
         }
         if let Some(rate) = self.rate_limit_per_sec {
             if !rate.is_finite() || rate <= 0.0 {

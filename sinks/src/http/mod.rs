@@ -28,3 +28,20 @@ pub use client::{build_client, gzip, HttpDelivery, Reply};
 pub use config::{InvalidConfig, RequestConfig};
 pub use limit::{CircuitBreaker, TokenBucket};
 pub use weir_schemas::net::Secret;
+
+/// The [`Sink::concurrency`](weir_schemas::component::Sink::concurrency) and
+/// [`Sink::fork`](weir_schemas::component::Sink::fork) of an HTTP sink: its
+/// `config.request.concurrency`, and a clone (whose [`HttpDelivery`] shares the rate limit,
+/// breaker and holds). Use inside the sink's `impl Sink`; the sink must be `Clone + 'static`.
+macro_rules! concurrent_by_cloning {
+    () => {
+        fn concurrency(&self) -> usize {
+            self.config.request.concurrency
+        }
+
+        fn fork(&self) -> Option<Box<dyn weir_schemas::component::Sink>> {
+            Some(Box::new(self.clone()))
+        }
+    };
+}
+pub(crate) use concurrent_by_cloning;

@@ -153,3 +153,46 @@ async fn the_token_bucket_allows_a_burst_then_paces() {
     bucket.acquire().await;
     assert_eq!(start.elapsed(), Duration::from_millis(500));
 }
+
+#[tokio::test]
+async fn forks_share_the_breaker_the_rate_limit_and_retry_after() {
+    let count = Arc::new(AtomicUsize::new(0));
+    let addr = serve(Router::new().route("/", post(always_busy)).with_state(count.clone())).await;
+    let url = format!("http://{addr}/");
+    let config =
+        RequestConfig { circuit_breaker_failures: 2, circuit_breaker_cooldown_secs: 3600.0, ..Default::default() };
+    let mut first = HttpDelivery::new("busy", &config, vec![]).unwrap();
+    let mut fork = first.clone();
+    first.send(first.client().post(&url)).await.unwrap_err();
+    fork.send(fork.client().post(&url)).await.unwrap_err();
+    // Two failures between them open the one circuit: neither calls any more.
+    for delivery in [&mut first, &mut fork] {
+        let failure = delivery.send(delivery.client().post(&url)).await.unwrap_err();
+        assert!(failure.reason.contains("circuit open after 2"), "{}", failure.reason);
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    assert_eq!(fork.consecutive_failures(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_noted_by_one_fork_holds_the_others() {
+    // Virtual time, and a request that cannot connect: what is measured is the hold alone.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let config = RequestConfig { circuit_breaker_failures: 0, ..Default::default() };
+    let mut first = HttpDelivery::new("held", &config, vec![]).unwrap();
+    let mut fork = first.clone();
+    first.note(&HttpFailure { retry_after: Some(Duration::from_secs(7)), ..HttpFailure::retryable("429") });
+    let start = tokio::time::Instant::now();
+    fork.send(fork.client().post(&url)).await.unwrap_err();
+    assert!(start.elapsed() >= Duration::from_secs(7), "the fork waited {:?}", start.elapsed());
+}
+
+#[test]
+fn concurrency_is_bounded() {
+    for (concurrency, ok) in [(0, false), (1, true), (64, true), (65, false)] {
+        let config = RequestConfig { concurrency, ..Default::default() };
+        assert_eq!(config.validate().is_ok(), ok, "{concurrency}");
+    }
+}

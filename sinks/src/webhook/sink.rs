@@ -15,6 +15,7 @@ use crate::encoding::{record_id, value_to_json};
 use crate::http::{gzip, FailureClass, HttpDelivery, InvalidConfig};
 
 /// POSTs records to a webhook URL, signed per Standard Webhooks.
+#[derive(Clone)]
 pub struct WebhookSink {
     config: WebhookSinkConfig,
     url: Url,
@@ -91,6 +92,8 @@ impl WebhookSink {
 
 #[async_trait]
 impl Sink for WebhookSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
         let indexes: Vec<usize> = (0..batch.len()).collect();
         let size = if self.config.batch { self.config.batch_max_events.max(1) } else { 1 };

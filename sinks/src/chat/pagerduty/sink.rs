@@ -12,6 +12,7 @@ use crate::chat::{decode_violation, send_each};
 use crate::http::{HttpDelivery, InvalidConfig};
 
 /// Sends Violations to the PagerDuty Events API v2.
+#[derive(Clone)]
 pub struct PagerDutySink {
     config: PagerDutyConfig,
     url: Url,
@@ -62,6 +63,8 @@ impl PagerDutySink {
 
 #[async_trait]
 impl Sink for PagerDutySink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
         let requests = batch.iter().map(|record| self.request(record)).collect();
         send_each(&mut self.delivery, requests).await

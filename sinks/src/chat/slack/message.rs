@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use weir_schemas::events::{Violation, WindowAggregate};
 
 use crate::chat::{
-    chat_time, cut, digest_summary, digest_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP,
+    chat_time, cut, digests_summary, digests_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP,
 };
 use crate::template::Template;
 
@@ -56,31 +56,42 @@ fn digest_field(name: &str, value: &str) -> Value {
     json!({ "type": "mrkdwn", "text": text })
 }
 
-/// The Block Kit message for a WindowAggregate (one metric of one window): a header with the
-/// operator, metric and group, a section of fields (window start and end, count, value, late
-/// events), the top items when the metric has them (at most [`MAX_DIGEST_TOP`], most frequent
-/// first) and a context line with `id` (the record's stable id), so a reader can tell a message
-/// posted again after a replay from a new one.
-pub fn digest_message(digest: &WindowAggregate, id: &str) -> Value {
+/// The Block Kit message for the WindowAggregates of one window (one metric, or all of a
+/// digest's): a header with the operator (and the metric when there is one), a section of
+/// fields (window start and end, then the count and value of one metric, or each count metric
+/// of several), late events when there were any, the top items of each top-k metric (at most
+/// [`MAX_DIGEST_TOP`], most frequent first) and a context line with `id` (the first record's
+/// stable id), so a reader can tell a message posted again after a replay from a new one.
+pub fn digest_message(digests: &[WindowAggregate], id: &str) -> Value {
+    let Some(first) = digests.first() else { return json!({ "text": "Digest (empty)" }) };
     let mut fields = vec![
-        digest_field("Window start", &chat_time(digest.window_start)),
-        digest_field("Window end", &chat_time(digest.window_end)),
-        digest_field("Count", &digest.count.to_string()),
+        digest_field("Window start", &chat_time(first.window_start)),
+        digest_field("Window end", &chat_time(first.window_end)),
     ];
-    if let Some(value) = digest.value {
-        fields.push(digest_field("Value", &value.to_string()));
+    if let [one] = digests {
+        fields.push(digest_field("Count", &one.count.to_string()));
+        if let Some(value) = one.value {
+            fields.push(digest_field("Value", &value.to_string()));
+        }
+    } else {
+        for digest in digests.iter().filter(|d| d.top.is_empty()) {
+            let shown = digest.value.map_or(digest.count.to_string(), |v| v.to_string());
+            fields.push(digest_field(&digest.metric, &shown));
+        }
     }
-    if digest.late_events > 0 {
-        fields.push(digest_field("Late events (not counted)", &digest.late_events.to_string()));
+    let late = digests.iter().map(|d| d.late_events).max().unwrap_or(0);
+    if late > 0 {
+        fields.push(digest_field("Late events (not counted)", &late.to_string()));
     }
-    let mut blocks = vec![
-        json!({
-            "type": "header",
-            "text": { "type": "plain_text", "text": cut(&digest_title(digest), MAX_HEADER), "emoji": false },
-        }),
-        json!({ "type": "section", "fields": fields }),
-    ];
-    if !digest.top.is_empty() {
+    // Slack allows ten fields in a section.
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": { "type": "plain_text", "text": cut(&digests_title(digests), MAX_HEADER), "emoji": false },
+    })];
+    for chunk in fields.chunks(10) {
+        blocks.push(json!({ "type": "section", "fields": chunk }));
+    }
+    for digest in digests.iter().filter(|d| !d.top.is_empty()) {
         let mut lines: Vec<String> = digest
             .top
             .iter()
@@ -98,7 +109,7 @@ pub fn digest_message(digest: &WindowAggregate, id: &str) -> Value {
         "type": "context",
         "elements": [{ "type": "mrkdwn", "text": cut(&format!("Digest id: `{}`", escape(id)), 2000) }],
     }));
-    json!({ "text": cut(&digest_summary(digest), MAX_SECTION), "blocks": blocks })
+    json!({ "text": cut(&digests_summary(digests), MAX_SECTION), "blocks": blocks })
 }
 
 /// A plain-text message holding a record's decoded value as JSON.

@@ -1,6 +1,8 @@
-//! The `slack` sink itself: one POST per record, to an incoming webhook or to
-//! `chat.postMessage`.
+//! The `slack` sink itself: one POST per message (a record, or a window's digest records), to an
+//! incoming webhook or to `chat.postMessage`.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -8,18 +10,19 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Url;
 use serde_json::Value;
 use weir_schemas::component::{ComponentError, RecordFailure, Sink};
+use weir_schemas::events::{Violation, ViolationStatus};
 use weir_schemas::StoredRecord;
 
 use super::config::SlackMode;
 use super::message::{digest_message, text_message, violation_message};
 use super::SlackConfig;
-use crate::chat::{decode_chat_record, send_each_checked, ChatRecord};
-use crate::encoding::{record_id, value_to_json};
+use crate::chat::{chat_messages, send_each_checked, ChatContent};
 use crate::http::{
     parse_retry_after, truncate_reason, FailureClass, HttpDelivery, HttpFailure, InvalidConfig, Reply, Secret,
 };
 
 /// Where the messages go.
+#[derive(Clone)]
 enum Target {
     /// An incoming webhook: the URL is the credential.
     Webhook(Url),
@@ -28,11 +31,50 @@ enum Target {
 }
 
 /// Posts records to Slack, through an incoming webhook or `chat.postMessage`.
+#[derive(Clone)]
 pub struct SlackSink {
     config: SlackConfig,
     target: Target,
     delivery: HttpDelivery,
     secrets: Vec<Secret>,
+    /// API mode: the `ts` of each open violation's first message, by violation key, so its
+    /// updates and resolution are posted in that message's thread.
+    threads: Threads,
+}
+
+/// Most violation threads remembered; the oldest are forgotten first.
+pub const MAX_THREADS: usize = 10_000;
+
+/// Open violations' thread `ts` by violation key, in memory: after a restart an update of a
+/// violation opened before it starts a message of its own (nothing is lost, it is only not
+/// threaded).
+#[derive(Clone, Debug, Default)]
+struct Threads {
+    ts: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl Threads {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.ts.get(key).map(String::as_str)
+    }
+
+    fn remember(&mut self, key: &str, ts: String) {
+        if self.ts.insert(key.to_string(), ts).is_none() {
+            self.order.push_back(key.to_string());
+        }
+        while self.order.len() > MAX_THREADS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ts.remove(&oldest);
+            }
+        }
+    }
+
+    fn forget(&mut self, key: &str) {
+        if self.ts.remove(key).is_some() {
+            self.order.retain(|k| k != key);
+        }
+    }
 }
 
 impl std::fmt::Debug for SlackSink {
@@ -88,19 +130,28 @@ impl SlackSink {
             }
         };
         let delivery = HttpDelivery::new("Slack", &config.request, secrets.clone())?;
-        Ok(SlackSink { config, target, delivery, secrets })
+        Ok(SlackSink { config, target, delivery, secrets, threads: Threads::default() })
     }
 
-    fn request(&self, record: &StoredRecord) -> reqwest::RequestBuilder {
-        let mut body = match decode_chat_record(&record.record.value) {
-            Ok(ChatRecord::Violation(violation)) => violation_message(&violation, self.config.title_template.as_ref()),
-            Ok(ChatRecord::Digest(digest)) => digest_message(&digest, &record_id(record)),
-            Err(_) => text_message(&value_to_json(&record.record.value).1),
+    fn request(&self, message: &ChatContent, threads: &Threads) -> reqwest::RequestBuilder {
+        let mut body = match message {
+            ChatContent::Violation(violation) => violation_message(violation, self.config.title_template.as_ref()),
+            ChatContent::Digest { digests, id } => digest_message(digests, id),
+            ChatContent::Other(value) => text_message(value),
         };
         match &self.target {
             Target::Webhook(url) => self.delivery.client().post(url.clone()).header(CONTENT_TYPE, "application/json"),
             Target::Api { url, token, channel } => {
                 body["channel"] = Value::String(channel.clone());
+                if let ChatContent::Violation(violation) = message {
+                    if let Some(ts) = threads.get(&violation.violation_key) {
+                        body["thread_ts"] = Value::String(ts.to_string());
+                        // The resolution shows in the channel too, not only in the thread.
+                        if violation.status == ViolationStatus::Resolved {
+                            body["reply_broadcast"] = Value::Bool(true);
+                        }
+                    }
+                }
                 // A violation's text may quote URLs; previews would only add noise to an alert.
                 body["unfurl_links"] = Value::Bool(false);
                 body["unfurl_media"] = Value::Bool(false);
@@ -189,17 +240,55 @@ pub(crate) fn check_api_reply(reply: &Reply, secrets: &[Secret], max_retry_after
 
 #[async_trait]
 impl Sink for SlackSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
-        let requests = batch.iter().map(|record| Ok(self.request(record))).collect();
-        match self.target {
-            // A webhook answers plain text (`ok`, or an error code with a 4xx/5xx status): the
-            // status alone tells the outcome.
-            Target::Webhook(_) => send_each_checked(&mut self.delivery, requests, |_| Ok(())).await,
-            Target::Api { .. } => {
-                let secrets = &self.secrets;
-                let max = Duration::from_secs_f64(self.config.request.max_retry_after_secs);
-                send_each_checked(&mut self.delivery, requests, |reply| check_api_reply(reply, secrets, max)).await
+        let messages = chat_messages(batch);
+        let groups = messages.iter().map(|message| message.indexes.clone()).collect();
+        let max = Duration::from_secs_f64(self.config.request.max_retry_after_secs);
+        // Requests are built one at a time, after the previous reply: an OPEN's `ts` threads the
+        // UPDATED right behind it in the same batch. `threads` is shared by the two closures.
+        let threads = Mutex::new(std::mem::take(&mut self.threads));
+        let mut delivery = self.delivery.clone();
+        let outcome = send_each_checked(
+            &mut delivery,
+            groups,
+            |position| Ok(self.request(&messages[position].content, &lock(&threads))),
+            |position, reply| {
+                if matches!(self.target, Target::Api { .. }) {
+                    check_api_reply(reply, &self.secrets, max)?;
+                    if let ChatContent::Violation(violation) = &messages[position].content {
+                        note_thread(&mut lock(&threads), violation, reply);
+                    }
+                }
+                // A webhook answers plain text (`ok`, or an error code with a 4xx/5xx status):
+                // the status alone tells the outcome, and there is no `ts` to thread under.
+                Ok(())
+            },
+        )
+        .await;
+        self.threads = threads.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        outcome
+    }
+}
+
+/// The threads, shared by `deliver`'s two closures (never contended: they run in turn).
+fn lock(threads: &Mutex<Threads>) -> MutexGuard<'_, Threads> {
+    threads.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// After a violation's message was posted: an OPEN starts its thread (the reply's `ts`), a
+/// RESOLVED ends it; an UPDATED of a violation with no thread (opened before a restart) starts
+/// one.
+fn note_thread(threads: &mut Threads, violation: &Violation, reply: &Reply) {
+    match violation.status {
+        ViolationStatus::Resolved => threads.forget(&violation.violation_key),
+        ViolationStatus::Open | ViolationStatus::Updated if threads.get(&violation.violation_key).is_none() => {
+            let parsed: Option<Value> = serde_json::from_slice(&reply.body).ok();
+            if let Some(ts) = parsed.as_ref().and_then(|v| v["ts"].as_str()) {
+                threads.remember(&violation.violation_key, ts.to_string());
             }
         }
+        _ => {}
     }
 }

@@ -319,7 +319,7 @@ fn assert_no_token(text: &str) {
 }
 
 #[tokio::test]
-async fn api_mode_posts_open_updated_resolved_as_one_message_each() {
+async fn api_mode_posts_open_then_threads_updated_and_resolved_under_it() {
     let (fake, base) = start_api().await;
     let mut sink = SlackSink::new(api_config(&base, TOKEN)).unwrap();
     assert_eq!(sink.deliver(&lifecycle()).await.unwrap(), vec![]);
@@ -330,7 +330,29 @@ async fn api_mode_posts_open_updated_resolved_as_one_message_each() {
     assert_eq!(open["unfurl_links"], false);
     assert_eq!(open["text"], "OPEN okta.mfa_disabled: MFA disabled for alice");
     assert_eq!(open["blocks"][0]["type"], "header", "the same Block Kit message as the webhook");
-    assert!(open.get("thread_ts").is_none(), "no threading without a durable ts");
+    assert!(open.get("thread_ts").is_none(), "the OPEN message starts the thread");
+    // The fake answers ts 1712345678.000000 for the first message.
+    assert_eq!(posted[1]["thread_ts"], "1712345678.000000");
+    assert!(posted[1].get("reply_broadcast").is_none());
+    assert_eq!(posted[2]["thread_ts"], "1712345678.000000");
+    assert_eq!(posted[2]["reply_broadcast"], true, "the resolution shows in the channel");
+
+    // Resolved: the same key opening again starts a new thread.
+    let again = vec![violation_record(3, &violation(ViolationStatus::Open))];
+    assert_eq!(sink.deliver(&again).await.unwrap(), vec![]);
+    assert!(fake.posted.lock().unwrap()[3].get("thread_ts").is_none());
+
+    // A sink that restarted knows no thread: the update is a message of its own, which then
+    // threads what follows.
+    let mut restarted = SlackSink::new(api_config(&base, TOKEN)).unwrap();
+    let later = vec![
+        violation_record(4, &violation(ViolationStatus::Updated)),
+        violation_record(5, &violation(ViolationStatus::Resolved)),
+    ];
+    assert_eq!(restarted.deliver(&later).await.unwrap(), vec![]);
+    let posted = fake.posted.lock().unwrap().clone();
+    assert!(posted[4].get("thread_ts").is_none());
+    assert_eq!(posted[5]["thread_ts"], "1712345678.000004");
 }
 
 #[tokio::test]
@@ -479,51 +501,69 @@ fn api_config_needs_a_token_and_a_channel_and_no_webhook_url() {
 }
 
 #[tokio::test]
-async fn a_window_aggregate_is_one_digest_message_and_other_records_are_as_before() {
+async fn a_windows_digest_records_are_one_message_and_other_records_are_as_before() {
     use crate::chat::test_records::{dead_letter_record, digest, digest_record};
     let (fake, url) = start().await;
     // A title template is written against a violation's fields: it leaves digests alone.
     let template = "{status} [{rule_id}] {summary}".parse().unwrap();
     let mut sink = SlackSink::new(SlackConfig { title_template: Some(template), ..config(&url) }).unwrap();
+    let mut for_alice = digest("total", 5, 0);
+    for_alice.key = "alice@example.com".into();
     let batch = vec![
         digest_record(0, &digest("top.violators", 42, 12)),
-        digest_record(1, &digest("decisions.DENY", 7, 0)),
-        dead_letter_record(2),
+        dead_letter_record(1),
+        digest_record(2, &digest("total", 50, 0)),
+        digest_record(3, &for_alice),
+        digest_record(4, &digest("decisions.DENY", 7, 0)),
     ];
     assert_eq!(sink.deliver(&batch).await.unwrap(), vec![]);
     let received: Vec<Value> = fake.received.lock().unwrap().iter().map(|(_, m)| m.clone()).collect();
-    assert_eq!(received.len(), 3, "one message per record");
-    let top = &received[0];
+    assert_eq!(received.len(), 3, "one message for the window's digest, one per other record: {received:?}");
+    let digest_message = &received[0];
     assert_eq!(
-        top["text"],
-        "Digest digest: top.violators: 42 events, 2024-05-02T00:00:00.000Z – 2024-05-03T00:00:00.000Z"
+        digest_message["text"],
+        "Digest digest: total 50, decisions.DENY 7, 2024-05-02T00:00:00.000Z – 2024-05-03T00:00:00.000Z"
     );
     assert_eq!(
-        top["blocks"][0],
-        json!({"type": "header", "text": {"type": "plain_text", "text": "Digest digest: top.violators", "emoji": false}})
+        digest_message["blocks"][0],
+        json!({"type": "header", "text": {"type": "plain_text", "text": "Digest digest", "emoji": false}})
     );
     assert_eq!(
-        top["blocks"][1]["fields"],
+        digest_message["blocks"][1]["fields"],
         json!([
             {"type": "mrkdwn", "text": "*Window start*\n2024-05-02T00:00:00.000Z"},
             {"type": "mrkdwn", "text": "*Window end*\n2024-05-03T00:00:00.000Z"},
-            {"type": "mrkdwn", "text": "*Count*\n42"},
+            {"type": "mrkdwn", "text": "*total*\n50"},
+            {"type": "mrkdwn", "text": "*decisions.DENY*\n7"},
         ])
     );
-    let list = top["blocks"][2]["text"]["text"].as_str().unwrap();
+    let list = digest_message["blocks"][2]["text"]["text"].as_str().unwrap();
     assert!(
         list.starts_with("*Top top.violators*\n1. `user0@example.com` — 20\n2. `user1@example.com` — 19\n"),
         "{list}"
     );
     assert!(list.ends_with("10. `user9@example.com` — 11\n… and 2 more"), "{list}");
     let context = "Digest id: `digest/1714608000000/1714694400000/top.violators/1/`";
-    assert_eq!(top["blocks"][3]["elements"][0]["text"], context);
-    let deny = &received[1];
-    assert_eq!(deny["blocks"][1]["fields"][2]["text"], "*Count*\n7");
-    assert_eq!(deny["blocks"].as_array().unwrap().len(), 3, "no top list without top items");
+    assert_eq!(digest_message["blocks"][3]["elements"][0]["text"], context);
     // Neither a Violation nor a WindowAggregate: its JSON as plain text, as before.
-    assert!(received[2].get("blocks").is_none());
-    assert!(received[2]["text"].as_str().unwrap().contains("\"component\":\"normalize\""), "{}", received[2]);
+    assert!(received[1].get("blocks").is_none());
+    assert!(received[1]["text"].as_str().unwrap().contains("\"component\":\"normalize\""), "{}", received[1]);
+    // Another group key is another message; one metric keeps the one-metric layout.
+    let alice = &received[2];
+    assert_eq!(alice["blocks"][0]["text"]["text"], "Digest digest: total for alice@example.com");
+    assert_eq!(alice["blocks"][1]["fields"][2]["text"], "*Count*\n5");
+    assert_eq!(alice["blocks"].as_array().unwrap().len(), 3, "no top list without top items");
+}
+
+#[tokio::test]
+async fn a_failed_digest_message_fails_every_record_it_stands_for() {
+    use crate::chat::test_records::{digest, digest_record};
+    let (fake, url) = start().await;
+    fake.script.lock().unwrap().push_back((400, "invalid_blocks", None));
+    let mut sink = SlackSink::new(config(&url)).unwrap();
+    let batch = vec![digest_record(0, &digest("total", 50, 0)), digest_record(1, &digest("decisions.DENY", 7, 0))];
+    let failures = sink.deliver(&batch).await.unwrap();
+    assert_eq!(failures.iter().map(|f| (f.index, f.retryable)).collect::<Vec<_>>(), vec![(0, false), (1, false)]);
 }
 
 #[tokio::test]

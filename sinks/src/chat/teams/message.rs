@@ -5,7 +5,7 @@ use reqwest::Url;
 use serde_json::{json, Value};
 use weir_schemas::events::{Violation, ViolationStatus, WindowAggregate};
 
-use crate::chat::{chat_time, cut, digest_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP};
+use crate::chat::{chat_time, cut, digests_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP};
 use crate::template::Template;
 
 /// The attachment content type Teams requires for an Adaptive Card.
@@ -132,22 +132,30 @@ pub fn violation_message(violation: &Violation, title: Option<&Template>, body: 
     envelope(card_body, actions)
 }
 
-/// The card for a WindowAggregate (one metric of one window): a `DIGEST` banner with the
-/// operator, metric and group as the title, a FactSet (window start and end, count, value, late
-/// events, the record's stable `id` so a reader can tell a card posted again after a replay
-/// from a new one) and, when the metric has top items, a second FactSet of at most
+/// The card for the WindowAggregates of one window (one metric, or all of a digest's): a
+/// `DIGEST` banner with the operator (the metric when there is one, and the group) as the
+/// title, a FactSet (window start and end; the count and value of one metric, or each count
+/// metric of several; late events; the first record's stable `id` so a reader can tell a card
+/// posted again after a replay from a new one) and, for each top-k metric, a FactSet of at most
 /// [`MAX_DIGEST_TOP`] items with their counts, most frequent first.
-pub fn digest_message(digest: &WindowAggregate, id: &str) -> Value {
-    let mut facts = vec![
-        fact("Window start", &chat_time(digest.window_start)),
-        fact("Window end", &chat_time(digest.window_end)),
-        fact("Count", &digest.count.to_string()),
-    ];
-    if let Some(value) = digest.value {
-        facts.push(fact("Value", &value.to_string()));
+pub fn digest_message(digests: &[WindowAggregate], id: &str) -> Value {
+    let Some(first) = digests.first() else { return text_message(&json!("empty digest")) };
+    let mut facts =
+        vec![fact("Window start", &chat_time(first.window_start)), fact("Window end", &chat_time(first.window_end))];
+    if let [one] = digests {
+        facts.push(fact("Count", &one.count.to_string()));
+        if let Some(value) = one.value {
+            facts.push(fact("Value", &value.to_string()));
+        }
+    } else {
+        for digest in digests.iter().filter(|d| d.top.is_empty()) {
+            let shown = digest.value.map_or(digest.count.to_string(), |v| v.to_string());
+            facts.push(fact(&cut(&digest.metric, MAX_TITLE), &shown));
+        }
     }
-    if digest.late_events > 0 {
-        facts.push(fact("Late events (not counted)", &digest.late_events.to_string()));
+    let late = digests.iter().map(|d| d.late_events).max().unwrap_or(0);
+    if late > 0 {
+        facts.push(fact("Late events (not counted)", &late.to_string()));
     }
     facts.push(fact("Digest id", id));
     let mut card_body = vec![
@@ -166,7 +174,7 @@ pub fn digest_message(digest: &WindowAggregate, id: &str) -> Value {
                 },
                 {
                     "type": "TextBlock",
-                    "text": cut(&digest_title(digest), MAX_TITLE),
+                    "text": cut(&digests_title(digests), MAX_TITLE),
                     "weight": "Bolder",
                     "size": "Medium",
                     "wrap": true,
@@ -175,7 +183,7 @@ pub fn digest_message(digest: &WindowAggregate, id: &str) -> Value {
         }),
         json!({ "type": "FactSet", "facts": facts }),
     ];
-    if !digest.top.is_empty() {
+    for digest in digests.iter().filter(|d| !d.top.is_empty()) {
         let mut top: Vec<Value> = digest
             .top
             .iter()

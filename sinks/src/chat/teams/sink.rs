@@ -1,4 +1,5 @@
-//! The `teams` sink itself: one POST of an Adaptive Card per record.
+//! The `teams` sink itself: one POST of an Adaptive Card per message (a record, or a window's
+//! digest records).
 
 use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;
@@ -8,8 +9,7 @@ use weir_schemas::StoredRecord;
 
 use super::message::{digest_message, text_message, violation_message};
 use super::{TeamsConfig, TeamsKind};
-use crate::chat::{decode_chat_record, send_each_checked, ChatRecord};
-use crate::encoding::{record_id, value_to_json};
+use crate::chat::{chat_messages, send_each_prebuilt, ChatContent};
 use crate::http::{truncate_reason, FailureClass, HttpDelivery, HttpFailure, InvalidConfig, Reply, Secret};
 
 /// Requests a second a connector is held to when `rate_limit_per_sec` is unset: its limits are
@@ -17,6 +17,7 @@ use crate::http::{truncate_reason, FailureClass, HttpDelivery, HttpFailure, Inva
 pub const CONNECTOR_RATE_PER_SEC: f64 = 2.0;
 
 /// Posts records to a Microsoft Teams channel through a Workflows or connector webhook.
+#[derive(Clone)]
 pub struct TeamsSink {
     config: TeamsConfig,
     url: Url,
@@ -74,13 +75,13 @@ impl TeamsSink {
     }
 
     /// The request for a record, or why it cannot be sent (too large for Teams).
-    fn request(&self, record: &StoredRecord) -> Result<reqwest::RequestBuilder, String> {
-        let message = match decode_chat_record(&record.record.value) {
-            Ok(ChatRecord::Violation(violation)) => {
-                violation_message(&violation, self.config.title_template.as_ref(), self.config.body_template.as_ref())
+    fn request(&self, message: &ChatContent) -> Result<reqwest::RequestBuilder, String> {
+        let message = match message {
+            ChatContent::Violation(violation) => {
+                violation_message(violation, self.config.title_template.as_ref(), self.config.body_template.as_ref())
             }
-            Ok(ChatRecord::Digest(digest)) => digest_message(&digest, &record_id(record)),
-            Err(_) => text_message(&value_to_json(&record.record.value).1),
+            ChatContent::Digest { digests, id } => digest_message(digests, id),
+            ChatContent::Other(value) => text_message(value),
         };
         let body = message.to_string();
         if body.len() > self.config.max_message_bytes {
@@ -121,9 +122,12 @@ pub(crate) fn check_reply(reply: &Reply, secrets: &[Secret]) -> Result<(), HttpF
 
 #[async_trait]
 impl Sink for TeamsSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
-        let requests = batch.iter().map(|record| self.request(record)).collect();
+        let requests =
+            chat_messages(batch).into_iter().map(|message| (message.indexes, self.request(&message.content))).collect();
         let secrets = &self.secrets;
-        send_each_checked(&mut self.delivery, requests, |reply| check_reply(reply, secrets)).await
+        send_each_prebuilt(&mut self.delivery, requests, |_, reply| check_reply(reply, secrets)).await
     }
 }

@@ -372,27 +372,33 @@ fn config_reads_from_toml_and_refuses_bad_values_without_showing_the_url() {
 }
 
 #[tokio::test]
-async fn a_window_aggregate_is_one_digest_card_and_other_records_are_as_before() {
+async fn a_windows_digest_records_are_one_card_and_other_records_are_as_before() {
     use crate::chat::test_records::{dead_letter_record, digest, digest_record};
     let (fake, url) = start(TeamsKind::Workflows).await;
     let mut sink = TeamsSink::new(config(&url, TeamsKind::Workflows)).unwrap();
     let mut violators = digest("top.violators", 42, 12);
     violators.late_events = 3;
-    let batch =
-        vec![digest_record(0, &violators), digest_record(1, &digest("decisions.DENY", 7, 0)), dead_letter_record(2)];
+    let mut for_alice = digest("decisions.DENY", 2, 0);
+    for_alice.key = "alice@example.com".into();
+    let batch = vec![
+        digest_record(0, &violators),
+        digest_record(1, &digest("decisions.DENY", 7, 0)),
+        dead_letter_record(2),
+        digest_record(3, &for_alice),
+    ];
     assert_eq!(sink.deliver(&batch).await.unwrap(), vec![]);
     let accepted = fake.accepted.lock().unwrap().clone();
-    assert_eq!(accepted.len(), 3, "one card per record");
+    assert_eq!(accepted.len(), 3, "one card for the window's digest, one per other record");
     let card = &accepted[0]["attachments"][0]["content"];
     assert_eq!(accepted[0]["attachments"][0]["contentType"], ADAPTIVE_CARD);
     assert_eq!(card["body"][0]["items"][0]["text"], "DIGEST");
-    assert_eq!(card["body"][0]["items"][1]["text"], "Digest digest: top.violators");
+    assert_eq!(card["body"][0]["items"][1]["text"], "Digest digest");
     assert_eq!(
         card["body"][1],
         json!({"type": "FactSet", "facts": [
             {"title": "Window start", "value": "2024-05-02T00:00:00.000Z"},
             {"title": "Window end", "value": "2024-05-03T00:00:00.000Z"},
-            {"title": "Count", "value": "42"},
+            {"title": "decisions.DENY", "value": "7"},
             {"title": "Late events (not counted)", "value": "3"},
             {"title": "Digest id", "value": "digest/1714608000000/1714694400000/top.violators/1/"},
         ]})
@@ -403,11 +409,13 @@ async fn a_window_aggregate_is_one_digest_card_and_other_records_are_as_before()
     assert_eq!(top[0], json!({"title": "user0@example.com", "value": "20"}));
     assert_eq!(top[10], json!({"title": "More", "value": "2"}));
     assert!(card.get("actions").is_none());
-    let deny = &accepted[1]["attachments"][0]["content"]["body"];
-    assert_eq!(deny[1]["facts"][2], json!({"title": "Count", "value": "7"}));
-    assert_eq!(deny.as_array().unwrap().len(), 2, "no top list without top items");
     // Neither a Violation nor a WindowAggregate: the JSON card, as before.
-    let other = &accepted[2]["attachments"][0]["content"]["body"];
+    let other = &accepted[1]["attachments"][0]["content"]["body"];
     assert_eq!(other[0]["text"], "Weir record");
     assert!(other[1]["text"].as_str().unwrap().contains("\"component\":\"normalize\""), "{other}");
+    // Another group key: its own card, in the one-metric layout.
+    let alice = &accepted[2]["attachments"][0]["content"]["body"];
+    assert_eq!(alice[0]["items"][1]["text"], "Digest digest: decisions.DENY for alice@example.com");
+    assert_eq!(alice[1]["facts"][2], json!({"title": "Count", "value": "2"}));
+    assert_eq!(alice.as_array().unwrap().len(), 2, "no top list without top items");
 }

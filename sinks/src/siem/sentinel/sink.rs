@@ -1,6 +1,7 @@
 //! The `sentinel` sink itself.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -41,16 +42,19 @@ const DATA_COLLECTOR_CONFIG_ERRORS: [&str; 7] = [
 ];
 
 /// Where and how Logs Ingestion requests go.
+#[derive(Clone)]
 struct LogsIngestion {
     url: Url,
     /// Talks to the token endpoint only (its retries are off: the runner retries).
-    tokens: ApiClient,
-    oauth: OAuthClientCredentials,
+    tokens: Arc<ApiClient>,
+    /// Shared by the sink's forks: one cached token.
+    oauth: Arc<OAuthClientCredentials>,
 }
 
 /// Where and how requests go.
 // One per sink, built once and never moved around: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Target {
     LogsIngestion(LogsIngestion),
     DataCollector {
@@ -64,6 +68,7 @@ enum Target {
 }
 
 /// Sends records to Microsoft Sentinel (Azure Monitor Logs).
+#[derive(Clone)]
 pub struct SentinelSink {
     config: SentinelConfig,
     target: Target,
@@ -293,7 +298,10 @@ fn logs_ingestion(config: &SentinelConfig) -> Result<(Target, Vec<Secret>), Inva
     let tokens = ApiClient::new(&options).map_err(|e| InvalidConfig::new("request", e.to_string()))?;
     let grant = OAuthGrant::ClientSecret { client_id: client_id.to_string(), client_secret: client_secret.clone() };
     let oauth = OAuthClientCredentials::new(token_url, grant, Some(config.scope.clone()));
-    Ok((Target::LogsIngestion(LogsIngestion { url, tokens, oauth }), vec![client_secret]))
+    Ok((
+        Target::LogsIngestion(LogsIngestion { url, tokens: Arc::new(tokens), oauth: Arc::new(oauth) }),
+        vec![client_secret],
+    ))
 }
 
 fn data_collector(config: &SentinelConfig) -> Result<(Target, Vec<Secret>), InvalidConfig> {
@@ -411,6 +419,8 @@ fn data_collector_failure(mut failure: HttpFailure) -> HttpFailure {
 
 #[async_trait]
 impl Sink for SentinelSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
         let mut failures = Vec::new();
         let mut rows = Vec::with_capacity(batch.len());

@@ -21,6 +21,7 @@ const CHANNEL_HEADER: &str = "X-Splunk-Request-Channel";
 const CONFIG_CODES: [i64; 5] = [7, 10, 11, 14, 16];
 
 /// Sends records to a Splunk HTTP Event Collector.
+#[derive(Clone)]
 pub struct SplunkHecSink {
     config: SplunkHecConfig,
     event_url: Url,
@@ -205,6 +206,8 @@ fn hec_failure(mut failure: HttpFailure) -> HttpFailure {
 
 #[async_trait]
 impl Sink for SplunkHecSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
         let mut failures = Vec::new();
         let mut events = Vec::with_capacity(batch.len());

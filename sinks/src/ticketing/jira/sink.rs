@@ -23,6 +23,7 @@ const WHAT: &str = "Jira";
 const MAX_KNOWN: usize = 4096;
 
 /// Keeps one Jira issue per violation key (found by its label) through the Cloud REST API v3.
+#[derive(Clone)]
 pub struct JiraSink {
     config: JiraConfig,
     /// `<endpoint>/rest/api/3/`.
@@ -348,6 +349,8 @@ impl Tracker for JiraSink {
 
 #[async_trait]
 impl Sink for JiraSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
         deliver_each(self, batch).await
     }

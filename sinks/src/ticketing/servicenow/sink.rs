@@ -17,6 +17,7 @@ use crate::ticketing::{basic_auth_secrets, covered_by, deliver_each, explain_ref
 const WHAT: &str = "ServiceNow";
 
 /// Keeps one ServiceNow incident per violation key (`correlation_id`) through the Table API.
+#[derive(Clone)]
 pub struct ServiceNowSink {
     config: ServiceNowConfig,
     /// `<endpoint>/api/now/table/incident`.
@@ -207,6 +208,8 @@ impl Tracker for ServiceNowSink {
 
 #[async_trait]
 impl Sink for ServiceNowSink {
+    crate::http::concurrent_by_cloning!();
+
     async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
         deliver_each(self, batch).await
     }
