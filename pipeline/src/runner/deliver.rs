@@ -29,11 +29,6 @@ impl SinkHandles {
         SinkHandles(handles)
     }
 
-    /// How many deliveries can be in flight.
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// Delivers `batch`; failures index into `batch`. Err only when the whole batch failed
     /// alike: fatal in any lane, or retryable in every lane.
     pub(crate) async fn deliver(&mut self, batch: &[StoredRecord]) -> Result<Vec<RecordFailure>, ComponentError> {
@@ -195,7 +190,7 @@ mod tests {
         let sink = recorder(4);
         let (delivered, most) = (sink.delivered.clone(), sink.most_in_flight.clone());
         let mut handles = SinkHandles::new(Box::new(sink));
-        assert_eq!(handles.len(), 4);
+        assert_eq!(handles.0.len(), 4);
         let keys: Vec<Option<String>> = (0..40).map(|i| Some(format!("violation-{}", i % 8))).collect();
         let keys: Vec<Option<&str>> = keys.iter().map(|k| k.as_deref()).collect();
         let failures = handles.deliver(&batch(&keys)).await.unwrap();
