@@ -17,6 +17,10 @@ const OFFSETS: TableDefinition<(&str, &str, u32), u64> = TableDefinition::new("o
 const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
 /// (state table, key) → value.
 const STATE: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("state");
+/// name → value: facts about the store itself (the worker assignment).
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+/// The [`META`] key of the worker assignment (`I/N`) the store was built by.
+const WORKER_KEY: &str = "worker";
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,7 @@ impl Store {
             txn.open_table(OFFSETS).map_err(|e| err("creating the offsets table", e.into()))?;
             txn.open_table(CURSORS).map_err(|e| err("creating the cursors table", e.into()))?;
             txn.open_table(STATE).map_err(|e| err("creating the state table", e.into()))?;
+            txn.open_table(META).map_err(|e| err("creating the meta table", e.into()))?;
         }
         txn.commit().map_err(|e| err("committing", e.into()))?;
         Ok(Store { path, db })
@@ -168,6 +173,42 @@ impl Store {
 }
 
 impl Store {
+    /// Where the store lives (`<data dir>/store.redb`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The worker assignment (`I/N`) this store was built by: the one recorded, else `legacy`
+    /// when the store already holds offsets, cursors or state (built before assignments were
+    /// recorded), else `None` (a new store). Once known it is recorded, in the same transaction.
+    pub fn claim_worker_assignment(&self, assignment: &str, legacy: &str) -> Result<String, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.error("starting a transaction", e))?;
+        let recorded = {
+            let mut meta = txn.open_table(META).map_err(|e| self.error("opening meta", e))?;
+            let recorded = meta
+                .get(WORKER_KEY)
+                .map_err(|e| self.error("reading the worker assignment", e))?
+                .map(|v| v.value().to_string());
+            let recorded = match recorded {
+                Some(recorded) => recorded,
+                None => {
+                    let offsets = txn.open_table(OFFSETS).map_err(|e| self.error("opening offsets", e))?;
+                    let cursors = txn.open_table(CURSORS).map_err(|e| self.error("opening cursors", e))?;
+                    let state = txn.open_table(STATE).map_err(|e| self.error("opening state", e))?;
+                    let used = offsets.first().map_err(|e| self.error("reading offsets", e))?.is_some()
+                        || cursors.first().map_err(|e| self.error("reading cursors", e))?.is_some()
+                        || state.first().map_err(|e| self.error("reading state", e))?.is_some();
+                    let recorded = if used { legacy } else { assignment };
+                    meta.insert(WORKER_KEY, recorded).map_err(|e| self.error("recording the worker assignment", e))?;
+                    recorded.to_string()
+                }
+            };
+            recorded
+        };
+        txn.commit().map_err(|e| self.error("committing", e))?;
+        Ok(recorded)
+    }
+
     /// Calls `each(key, value)` for every committed entry of a state table, in key order.
     pub fn scan_state(&self, table: &str, each: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.error("starting a read", e))?;
@@ -188,6 +229,27 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_worker_assignment_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.claim_worker_assignment("1/2", "0/1").unwrap(), "1/2", "a new store takes the assignment");
+        assert_eq!(store.claim_worker_assignment("0/3", "0/1").unwrap(), "1/2", "and keeps it");
+        drop(store);
+        assert_eq!(Store::open(dir.path()).unwrap().claim_worker_assignment("0/1", "0/1").unwrap(), "1/2");
+
+        let used = tempfile::tempdir().unwrap();
+        let store = Store::open(used.path()).unwrap();
+        let mut checkpoint = Checkpoint { consumer: "enrich".into(), ..Default::default() };
+        checkpoint.offsets.insert(("events".into(), 0), 1);
+        store.commit(&checkpoint).unwrap();
+        assert_eq!(
+            store.claim_worker_assignment("1/2", "0/1").unwrap(),
+            "0/1",
+            "a store used before assignments were recorded was built by the sole worker"
+        );
+    }
 
     #[test]
     fn a_checkpoint_commits_offsets_state_and_cursor_together() {

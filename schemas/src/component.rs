@@ -192,6 +192,40 @@ impl Output {
     }
 }
 
+/// A function giving the key an operator keeps a record's state by (see
+/// [`Partitioning::ByStateKey`]); `None` sends the record to partition 0.
+pub type StateKeyFn = std::sync::Arc<dyn Fn(&Record) -> Option<Vec<u8>> + Send + Sync>;
+
+/// How an operator's state relates to the partitioning of its input, which tells the runner how
+/// to spread it over partition-parallel workers (`weir run --worker I/N`, each worker owning the
+/// partitions `p % N == I`). With one worker every partition is owned and this changes nothing.
+#[derive(Clone, Default)]
+pub enum Partitioning {
+    /// Stateless, or state kept by the input record's key: each worker processes the partitions
+    /// it owns and nothing else. The default.
+    #[default]
+    ByRecordKey,
+    /// Lookup tables that every worker needs whole, as Kafka Streams' GlobalKTable: each worker
+    /// reads every partition, hands the records of partitions it does not own to
+    /// [`Operator::apply_context`] (update the tables, emit nothing) and processes its own.
+    GlobalTables,
+    /// State kept by a key computed from the record, not by its record key: the runner first
+    /// re-appends the input keyed by this function to the internal topic
+    /// `<operator>.repartition` (as Kafka Streams' repartition topics), and the operator reads
+    /// its own partitions of that, so every key's records meet on one worker.
+    ByStateKey(StateKeyFn),
+}
+
+impl std::fmt::Debug for Partitioning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Partitioning::ByRecordKey => "ByRecordKey",
+            Partitioning::GlobalTables => "GlobalTables",
+            Partitioning::ByStateKey(_) => "ByStateKey",
+        })
+    }
+}
+
 /// A stateful stream operator.
 ///
 /// Must be deterministic: the same input and state give the same output (no wall clock, no
@@ -207,6 +241,18 @@ pub trait Operator: Send {
     /// Processes one input record. Bad input is rejected through `out`, not returned as an error;
     /// an error stops the operator (fatal) or retries the batch (retryable).
     fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError>;
+
+    /// How its state follows the partitioning of its input (see [`Partitioning`]).
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::ByRecordKey
+    }
+
+    /// With [`Partitioning::GlobalTables`]: applies what a record of a partition another worker
+    /// processes says to the lookup tables, emitting and rejecting nothing (the owner does). The
+    /// changes are committed with the input offsets like those of [`Operator::process`].
+    fn apply_context(&mut self, _input: &StoredRecord, _state: &mut dyn State) -> Result<(), ComponentError> {
+        Ok(())
+    }
 
     /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
     fn side_outputs(&self) -> Vec<String> {

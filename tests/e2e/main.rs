@@ -5,6 +5,7 @@ mod common;
 mod connectors;
 mod crash;
 mod demo;
+mod deploy;
 mod log_cli;
 mod schemas_bench;
 mod sinks;

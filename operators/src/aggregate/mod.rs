@@ -95,7 +95,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
-use weir_schemas::component::{ComponentError, Operator, Output, State};
+use weir_schemas::component::{ComponentError, Operator, Output, Partitioning, State};
 use weir_schemas::events::{TopItem, Violation, ViolationStatus, WindowAggregate};
 use weir_schemas::record::{Record, StoredRecord};
 
@@ -725,6 +725,19 @@ impl Operator for Aggregate {
         }
         state.put(META, CLOCK_KEY, self.clock.encode());
         Ok(())
+    }
+
+    /// The state is per group key, so with several workers the input is repartitioned by it:
+    /// the group key's text (as `key` reads it), and nothing for a record without one or for an
+    /// operator without `key` (one group: every record goes to partition 0, one worker).
+    fn partitioning(&self) -> Partitioning {
+        let Some(path) = self.plan.key.clone() else {
+            return Partitioning::ByStateKey(std::sync::Arc::new(|_| None));
+        };
+        Partitioning::ByStateKey(std::sync::Arc::new(move |record| {
+            let value = decode_input(&record.value).ok()?;
+            path.get(&value).and_then(scalar_text).map(String::into_bytes)
+        }))
     }
 
     fn side_outputs(&self) -> Vec<String> {

@@ -35,7 +35,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
-use weir_schemas::component::{ComponentError, Operator, Output, State};
+use weir_schemas::component::{ComponentError, Operator, Output, Partitioning, State};
 use weir_schemas::record::{Record, StoredRecord};
 
 use crate::aggregate::path::{decode_input, event_time, scalar_text, type_name, FieldPath};
@@ -289,6 +289,24 @@ fn decode_clock(bytes: &[u8]) -> Option<(i64, DedupeStats)> {
 }
 
 impl Operator for Dedupe {
+    /// The state is per dedupe key: with `@key` that is the record key the input is partitioned
+    /// by already; otherwise, with several workers, the input is repartitioned by the key.
+    fn partitioning(&self) -> Partitioning {
+        match &self.key {
+            KeySource::RecordKey => Partitioning::ByRecordKey,
+            KeySource::WeirId => {
+                Partitioning::ByStateKey(std::sync::Arc::new(|record| record.header(ID_HEADER).map(<[u8]>::to_vec)))
+            }
+            KeySource::Path(path) => {
+                let path = path.clone();
+                Partitioning::ByStateKey(std::sync::Arc::new(move |record| {
+                    let value = decode_input(&record.value).ok()?;
+                    path.get(&value).and_then(scalar_text).map(String::into_bytes)
+                }))
+            }
+        }
+    }
+
     fn restore(&mut self, state: &dyn State) -> Result<(), ComponentError> {
         self.max_event_time = i64::MIN;
         self.stats = DedupeStats::default();

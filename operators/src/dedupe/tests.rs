@@ -183,3 +183,21 @@ fn describe_state_shows_seen_keys_and_the_clock() {
     assert_eq!(run.op.describe_state("seen", b"a", &[1, 2]), None, "damaged");
     assert_eq!(run.op.describe_state("meta", b"other", &clock), None);
 }
+
+#[test]
+fn with_several_workers_the_input_is_partitioned_by_the_dedupe_key() {
+    use weir_schemas::component::Partitioning;
+    let key_of = |toml_text: &str, record: &Record| match Run::new(toml_text).op.partitioning() {
+        Partitioning::ByStateKey(key) => Some(key(record)),
+        _ => None,
+    };
+    let record = Record::new(1, br#"{"user": "ada", "n": 1}"#.to_vec()).with_key(b"input".to_vec());
+    let path = "key = \"user\"\nwindow_ms = 1000";
+    assert_eq!(key_of(path, &record), Some(Some(b"ada".to_vec())), "a path: repartitioned by its text");
+    let other = Record::new(2, br#"{"user": "ada", "n": 2}"#.to_vec()).with_key(b"elsewhere".to_vec());
+    assert_eq!(key_of(path, &other), key_of(path, &record), "the same key meets on the same partition");
+    assert_eq!(key_of(path, &Record::new(1, b"{}".to_vec())), Some(None), "no key: partition 0");
+    let by_id = record.clone().with_header("weir-id", "id-1");
+    assert_eq!(key_of("key = \"@weir-id\"\nwindow_ms = 1000", &by_id), Some(Some(b"id-1".to_vec())));
+    assert_eq!(key_of("key = \"@key\"\nwindow_ms = 1000", &record), None, "@key: partitioned so already");
+}

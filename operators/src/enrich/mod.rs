@@ -63,7 +63,10 @@
 //! - deterministic: the output depends only on the input and the committed state (groups sorted
 //!   by name, no hash-map order, no clock);
 //! - restartable: everything lives in `State`, written during `process`; `restore` rebuilds the
-//!   in-memory projections and indexes from it.
+//!   in-memory projections and indexes from it;
+//! - partition-parallel: with several workers every worker builds whole tables from every
+//!   partition (records of partitions it does not own go to `apply_context`: tables updated,
+//!   nothing emitted) and enriches only its own partitions' events (Kafka Streams' GlobalKTable).
 
 mod codec;
 mod tables;
@@ -75,7 +78,7 @@ mod tests;
 use serde::Deserialize;
 use serde_json::Value;
 use weir_schemas::avro::{fingerprint_of, Registry};
-use weir_schemas::component::{ComponentError, Operator, Output, State};
+use weir_schemas::component::{ComponentError, Operator, Output, Partitioning, State};
 use weir_schemas::events::ocsf;
 use weir_schemas::events::{
     AssetContext, ChangeType, Device, DeviceContext, DeviceInventory, EnrichedEvent, Identity, IdentityActivity,
@@ -401,6 +404,75 @@ impl Enrich {
         None
     }
 
+    /// Reads an input record and applies what it says to the tables. `None` for a snapshot
+    /// (nothing to enrich) or input rejected through `out`; else the event to enrich, with the
+    /// asset as it was just before, when the event deletes it.
+    fn update_tables(
+        &mut self,
+        input: &StoredRecord,
+        state: &mut dyn State,
+        out: &mut Output,
+    ) -> Result<Option<(SecurityEvent, Option<AssetContext>)>, ComponentError> {
+        let value = &input.record.value;
+        let registry = Registry::embedded();
+        let writer = match fingerprint_of(value) {
+            Some(fingerprint) => match registry.get(fingerprint) {
+                Some(writer) => writer,
+                None => {
+                    out.reject(
+                        format!("input cannot be read: {}", SchemaError::UnknownFingerprint(fingerprint)),
+                        value,
+                    );
+                    return Ok(None);
+                }
+            },
+            None => {
+                out.reject("input is not an Avro single-object encoded event (no C3 01 header)", value);
+                return Ok(None);
+            }
+        };
+        if writer.name() == Identity::SCHEMA_NAME {
+            match registry.decode::<Identity>(value) {
+                Ok(snapshot) if snapshot.uid.is_empty() => {
+                    out.reject("Identity snapshot has an empty uid: it cannot be keyed", value)
+                }
+                Ok(snapshot) => self.apply_snapshot(&snapshot, state)?,
+                Err(e) => out.reject(format!("Identity snapshot cannot be decoded: {e}"), value),
+            }
+            return Ok(None);
+        }
+        let event = match SecurityEvent::decode(value) {
+            Ok(event) => event,
+            Err(SchemaError::WrongSchema { found, fingerprint, .. }) => {
+                out.reject(
+                    format!(
+                        "input is a {found} (schema 0x{fingerprint:016x}); enrich reads typed security events and \
+                         Identity snapshots"
+                    ),
+                    value,
+                );
+                return Ok(None);
+            }
+            Err(e) => {
+                out.reject(format!("input is not a readable typed security event: {e}"), value);
+                return Ok(None);
+            }
+        };
+        let mut asset_before_delete = None;
+        match &event {
+            SecurityEvent::Identity(activity) => self.apply_identity_event(activity, state)?,
+            SecurityEvent::DeviceInventory(inventory) => self.apply_device(inventory, state)?,
+            SecurityEvent::ResourceChange(change) => {
+                if change.change_type == ChangeType::Delete {
+                    asset_before_delete = self.assets.get(&change.resource.uid).cloned();
+                }
+                self.apply_asset(change, state)?;
+            }
+            _ => {}
+        }
+        Ok(Some((event, asset_before_delete)))
+    }
+
     /// The enriched event for `event`, whose single-object bytes are `value`.
     fn enrich(&self, event: &SecurityEvent, value: &[u8], asset_before_delete: Option<AssetContext>) -> EnrichedEvent {
         let subjects = Subjects::of(event);
@@ -442,72 +514,33 @@ impl Operator for Enrich {
         Ok(())
     }
 
+    /// The tables are joined by user, device and resource, while the input can be partitioned by
+    /// one of them only: with several workers, every worker keeps whole tables (Kafka Streams'
+    /// GlobalKTable), built from every partition, and enriches the events of its own.
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::GlobalTables
+    }
+
+    /// Updates the tables as [`Operator::process`] does, without enriching or rejecting.
+    fn apply_context(&mut self, input: &StoredRecord, state: &mut dyn State) -> Result<(), ComponentError> {
+        let mut discarded = Output::default();
+        self.update_tables(input, state, &mut discarded)?;
+        Ok(())
+    }
+
     fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError> {
-        let value = &input.record.value;
-        let registry = Registry::embedded();
-        let writer = match fingerprint_of(value) {
-            Some(fingerprint) => match registry.get(fingerprint) {
-                Some(writer) => writer,
-                None => {
-                    out.reject(
-                        format!("input cannot be read: {}", SchemaError::UnknownFingerprint(fingerprint)),
-                        value,
-                    );
-                    return Ok(());
-                }
-            },
-            None => {
-                out.reject("input is not an Avro single-object encoded event (no C3 01 header)", value);
-                return Ok(());
-            }
-        };
-        if writer.name() == Identity::SCHEMA_NAME {
-            match registry.decode::<Identity>(value) {
-                Ok(snapshot) if snapshot.uid.is_empty() => {
-                    out.reject("Identity snapshot has an empty uid: it cannot be keyed", value)
-                }
-                Ok(snapshot) => self.apply_snapshot(&snapshot, state)?,
-                Err(e) => out.reject(format!("Identity snapshot cannot be decoded: {e}"), value),
-            }
-            return Ok(());
-        }
-        let event = match SecurityEvent::decode(value) {
-            Ok(event) => event,
-            Err(SchemaError::WrongSchema { found, fingerprint, .. }) => {
-                out.reject(
-                    format!(
-                        "input is a {found} (schema 0x{fingerprint:016x}); enrich reads typed security events and \
-                         Identity snapshots"
-                    ),
-                    value,
-                );
-                return Ok(());
-            }
-            Err(e) => {
-                out.reject(format!("input is not a readable typed security event: {e}"), value);
-                return Ok(());
-            }
-        };
-        let mut asset_before_delete = None;
-        match &event {
-            SecurityEvent::Identity(activity) => self.apply_identity_event(activity, state)?,
-            SecurityEvent::DeviceInventory(inventory) => self.apply_device(inventory, state)?,
-            SecurityEvent::ResourceChange(change) => {
-                if change.change_type == ChangeType::Delete {
-                    asset_before_delete = self.assets.get(&change.resource.uid).cloned();
-                }
-                self.apply_asset(change, state)?;
-            }
-            _ => {}
-        }
-        let enriched = self.enrich(&event, value, asset_before_delete);
+        let Some((event, asset_before_delete)) = self.update_tables(input, state, out)? else { return Ok(()) };
+        let enriched = self.enrich(&event, &input.record.value, asset_before_delete);
         let key = match &enriched.user_context {
             Some(user) => Some(user.uid.as_bytes().to_vec()),
             None => input.record.key.clone(),
         };
         match weir_schemas::encode(&enriched) {
             Ok(bytes) => out.emit(Record { key, timestamp_ms: enriched.time, headers: Vec::new(), value: bytes }),
-            Err(e) => out.reject(format!("event {}: cannot encode its EnrichedEvent: {e}", enriched.event_uid), value),
+            Err(e) => out.reject(
+                format!("event {}: cannot encode its EnrichedEvent: {e}", enriched.event_uid),
+                &input.record.value,
+            ),
         }
         Ok(())
     }

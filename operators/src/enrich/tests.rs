@@ -263,6 +263,27 @@ fn snapshots_fill_the_identity_table_and_emit_nothing() {
 }
 
 #[test]
+fn context_from_another_workers_partition_updates_the_tables_and_emits_nothing() {
+    let (mut enrich, mut state) = operator();
+    assert!(matches!(enrich.partitioning(), weir_schemas::component::Partitioning::GlobalTables));
+    let context = [
+        stored(&snapshot("00uada", "ada", T0), 0),
+        stored(&lifecycle("user.lifecycle.suspend", 5, "00uada", T0 + 1), 1),
+        raw_input(b"not an event".to_vec(), 2),
+    ];
+    for input in &context {
+        enrich.apply_context(input, &mut state).expect("context never fails on bad input");
+    }
+    let (mut processed, mut processed_state) = operator();
+    let emitted = feed(&mut processed, &mut processed_state, &context[..2]);
+    assert_eq!(emitted.len(), 1, "processing the lifecycle event enriches it; applying it as context does not");
+    assert_eq!(state, processed_state, "the tables are those that processing the records builds");
+
+    let enriched = enrich_one(&mut enrich, &mut state, &ada_event(T0 + 2));
+    assert_eq!(enriched.user_context.map(|u| u.status), Some(Some("SUSPENDED".into())));
+}
+
+#[test]
 fn users_are_joined_by_uid_login_email_and_alias_ignoring_case() {
     let (mut enrich, mut state) = operator();
     feed(&mut enrich, &mut state, &[stored(&snapshot("00uada", "ada", T0), 0)]);

@@ -3,11 +3,12 @@
 //! Builds `events` enriched events (a deterministic mix of SaaS activity, sign-ins, device
 //! inventory and cloud API calls, with user, device and asset context) and a set of `rules` rules
 //! (a quarter per event family, the rest for every class: for 50, 12 per family and 2 for all, so
-//! each event meets 14), then runs them through [`Policy`]'s `process`, as the runner would. It reports the
-//! end-to-end rate and, to show where the time goes, the rate of each stage alone: decoding the
-//! input, decoding the typed event, evaluating the applicable conditions (which includes decoding
-//! the typed event), deciding (conditions, subjects and violations in a [`MemoryState`]), and the
-//! whole operator (plus decoding the input and encoding the outputs).
+//! each event meets 14), then runs them through [`Policy`]'s `process`, as the runner would. It
+//! reports the end-to-end rate and, to show where the time goes, the rate with each stage added
+//! in turn (the compiled way, see [`super::fast`]): decoding the input's fields, + the typed
+//! event's, + evaluating the applicable conditions, + deciding (subjects and violations in a
+//! [`MemoryState`]); the whole operator adds encoding the outputs. It also reports the whole
+//! operator on the interpreted way (CEL over fully decoded events), for comparison.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -20,10 +21,7 @@ use weir_schemas::events::{
 };
 use weir_schemas::record::{Record, StoredRecord};
 
-use cel::context::VariableResolver;
-
-use super::eval::{condition_holds, Activation};
-use super::rules::load_sources;
+use super::rules::{load_sources, PolicySet};
 use super::udf::Udfs;
 use super::Policy;
 
@@ -55,57 +53,47 @@ pub fn run(events: usize, rules: usize) -> serde_json::Value {
         .map(|e| set.rules_for(e.class_uid).len())
         .sum();
 
-    // Stage 1: decoding the EnrichedEvent.
-    let decoded: Vec<EnrichedEvent> =
-        inputs.iter().filter_map(|r| weir_schemas::decode::<EnrichedEvent>(&r.record.value).ok()).collect();
+    // Stage 1: decoding the EnrichedEvent (the fields rules and decisions read, from the bytes).
+    let fast = set.fast();
     let decode_rate = rate(inputs.len(), || {
         for r in &inputs {
-            black_box(weir_schemas::decode::<EnrichedEvent>(&r.record.value).ok());
+            black_box(fast.decode_enriched(&r.record.value).is_some());
         }
     });
-    // Stage 2: decoding the typed event (what the first rule reading `event` pays).
-    let event_rate = rate(decoded.len(), || {
-        for e in &decoded {
-            let activation = Activation::new(e);
-            black_box(activation.resolve("event").is_some());
-        }
-    });
-    // Stage 3: evaluating the applicable conditions (no violations, no output).
-    let conditions_rate = rate(decoded.len(), || {
-        for e in &decoded {
-            let activation = Activation::new(e);
-            let scope = activation.scope(set.root());
-            for &i in set.rules_for(e.class_uid) {
-                black_box(condition_holds(&set.rules[i].condition, &scope).ok());
+    // Stage 2: + decoding the typed event inside it (the fields rules read).
+    let event_rate = rate(inputs.len(), || {
+        for r in &inputs {
+            if let Some(enriched) = fast.decode_enriched(&r.record.value) {
+                black_box(fast.decode_event(enriched.event).is_some());
             }
         }
     });
-    // Stage 4: the whole operator (decode, evaluate, violations in MemoryState, encode).
-    let mut policy = Policy::from_set(set);
-    let mut state = MemoryState::default();
-    let mut out = Output::default();
-    let mut decisions = 0usize;
-    let mut violations = 0usize;
-    let mut rejected = 0usize;
-    let started = Instant::now();
-    for input in &inputs {
-        out.clear();
-        if policy.process(input, &mut state, &mut out).is_err() {
-            rejected += 1;
-        }
-        decisions += out.records.len();
-        violations += out.side.len();
-        rejected += out.rejected.len();
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let events_per_sec = inputs.len() as f64 / elapsed.max(1e-9);
-    // Stage 5: deciding alone (decide on decoded events, no input decode or output encode).
-    let mut state = MemoryState::default();
-    let decide_rate = rate(decoded.len(), || {
-        for e in &decoded {
-            black_box(policy.decide(e, &mut state).ok());
+    // Stage 3: + evaluating the applicable compiled conditions (no violations, no output).
+    let conditions_rate = rate(inputs.len(), || {
+        for r in &inputs {
+            if let Some(enriched) = fast.decode_enriched(&r.record.value) {
+                let event = fast.decode_event(enriched.event);
+                let vars = enriched.vars(event.as_ref());
+                for &i in set.rules_for(enriched.class_uid) {
+                    black_box(fast.condition(i).and_then(|c| c.holds(&vars)));
+                }
+            }
         }
     });
+    // Stage 4: + deciding: subjects, violations in a MemoryState, the decision (not encoded).
+    let mut policy = Policy::from_set(load_sources(&sources, &Udfs::none()).expect("the set loaded above"));
+    let mut state = MemoryState::default();
+    let decide_rate = rate(inputs.len(), || {
+        for r in &inputs {
+            black_box(policy.decide_compiled(&r.record.value, &mut state).ok());
+        }
+    });
+    // The whole operator: the above, then encoding the decision and violations.
+    let (events_per_sec, decisions, violations, rejected) = whole(set, &inputs, true);
+    // The same through the CEL interpreter, for comparison.
+    let interpreted = load_sources(&sources, &Udfs::none()).expect("the set loaded above");
+    let (interpreted_per_sec, ..) = whole(interpreted, &inputs, false);
+    let version = policy.policy_set().version.clone();
     json!({
         "benchmark": "policy",
         "threads": 1,
@@ -123,8 +111,31 @@ pub fn run(events: usize, rules: usize) -> serde_json::Value {
             "evaluate_conditions": conditions_rate.round(),
             "decide_with_state": decide_rate.round(),
         },
-        "policy_set_version": policy.policy_set().version,
+        "interpreted_events_per_sec": interpreted_per_sec.round(),
+        "policy_set_version": version,
     })
+}
+
+/// Runs every input through a fresh operator (compiled way first, or interpreted only): the rate,
+/// and how many decisions, violation changes and rejections came out.
+fn whole(set: PolicySet, inputs: &[StoredRecord], compiled: bool) -> (f64, usize, usize, usize) {
+    let mut policy = Policy::from_set(set);
+    policy.compiled = compiled;
+    let mut state = MemoryState::default();
+    let mut out = Output::default();
+    let (mut decisions, mut violations, mut rejected) = (0, 0, 0);
+    let started = Instant::now();
+    for input in inputs {
+        out.clear();
+        if policy.process(input, &mut state, &mut out).is_err() {
+            rejected += 1;
+        }
+        decisions += out.records.len();
+        violations += out.side.len();
+        rejected += out.rejected.len();
+    }
+    let rate = inputs.len() as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    (rate, decisions, violations, rejected)
 }
 
 fn rate(n: usize, mut work: impl FnMut()) -> f64 {

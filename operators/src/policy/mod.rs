@@ -1,7 +1,7 @@
 //! The `policy` operator: enriched events → policy decisions and violations.
 //!
 //! Input records hold [`EnrichedEvent`]s (topic `enriched`). Rules live in a policy directory of
-//! TOML files (format in [`rules`], inline tests in [`testing`]), each with a CEL condition over
+//! TOML or YAML files (format in [`rules`], inline tests in [`testing`]), each with a CEL condition over
 //! the event and its context (variables in [`eval`]). For every input the operator emits one
 //! [`PolicyDecision`]:
 //!
@@ -26,6 +26,11 @@
 //! evaluated (a missing field, a type error) does not match; the first such error of each rule is
 //! logged once per policy-set version, and [`Policy::stats`] counts them all.
 //!
+//! Conditions and subjects of the common shapes are compiled to native code ([`fast`]) that reads
+//! only the fields rules use, straight from the input's Avro bytes; an event goes through the CEL
+//! interpreter instead when a rule that applies to it does not compile or when a compiled rule is
+//! not sure (where CEL would report an error), so both ways give the same bytes.
+//!
 //! The directory is checked for changes (file names, sizes, modification times) at most once per
 //! `reload_interval_ms` of wall time; a changed set is loaded and used from the next event on. A
 //! set that fails to load is logged (file, line, reason) and the previous set keeps running. This
@@ -36,6 +41,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod fast;
 pub mod rules;
 pub mod testing;
 pub mod udf;
@@ -44,7 +50,7 @@ pub mod violations;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,8 +65,9 @@ pub use testing::{test_policies, TestReport};
 pub use udf::{UdfSpec, Udfs};
 
 use eval::{condition_holds, subject_value, Activation};
+use fast::SubjectPlan;
 use rules::{precedence, Rule};
-use violations::{violation_key, OpenIndex, OpenViolation, OPEN_TABLE};
+use violations::{violation_key, OpenEntry, OpenIndex, OpenViolation, OPEN_TABLE};
 
 /// The side output violations go to (topic `<operator>.violations`).
 pub const VIOLATIONS_OUTPUT: &str = "violations";
@@ -73,7 +80,7 @@ fn default_reload_interval_ms() -> u64 {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// The policy directory: every `*.toml` file in it is loaded as one set.
+    /// The policy directory: every `*.toml`, `*.yaml` and `*.yml` file in it is loaded as one set.
     pub policies: PathBuf,
     /// How often (wall time) to check the directory for changes; 0 = never reload.
     #[serde(default = "default_reload_interval_ms")]
@@ -126,6 +133,10 @@ pub struct Policy {
     /// Rules whose evaluation error was logged under the current set.
     logged_errors: HashSet<String>,
     stats: PolicyStats,
+    /// Whether `process` tries the compiled way first (off only to compare the two in tests).
+    pub(crate) compiled: bool,
+    /// Encodes outputs without serde, when the schemas are the ones it knows.
+    encoder: Option<fast::encode::Encoder>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -161,6 +172,8 @@ impl Policy {
             open: OpenIndex::default(),
             logged_errors: HashSet::new(),
             stats: PolicyStats::default(),
+            compiled: true,
+            encoder: fast::encode::Encoder::new(),
         })
     }
 
@@ -175,6 +188,8 @@ impl Policy {
             open: OpenIndex::default(),
             logged_errors: HashSet::new(),
             stats: PolicyStats::default(),
+            compiled: true,
+            encoder: fast::encode::Encoder::new(),
         }
     }
 
@@ -238,35 +253,63 @@ impl Policy {
     }
 
     /// Decides one enriched event with the current set: the decision, and the violations it
-    /// changed (already written to `state`). `Err` is a reason to reject the input.
+    /// changed (already written to `state`). `Err` is a reason to reject the input. This is the
+    /// interpreted way (CEL over the whole decoded event); `process` goes the compiled way when it
+    /// can, with the same result.
     pub fn decide(
         &mut self,
         enriched: &EnrichedEvent,
         state: &mut dyn State,
     ) -> Result<Result<PolicyDecision, String>, ComponentError> {
         let set = Arc::clone(&self.set);
+        let verdicts = match self.evaluate(&set, enriched) {
+            Ok(verdicts) => verdicts,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        self.finish(&set, verdicts, &enriched.event_uid, enriched.time, state).map(Ok)
+    }
+
+    /// Decides a single-object encoded `EnrichedEvent` the compiled way: `None` when it must go
+    /// the interpreted way (see [`fast`]), else the decision (violations written to `state`).
+    pub fn decide_compiled(
+        &mut self,
+        bytes: &[u8],
+        state: &mut dyn State,
+    ) -> Result<Option<(PolicyDecision, i64)>, ComponentError> {
+        let set = Arc::clone(&self.set);
+        let Some(enriched) = set.fast().decode_enriched(bytes) else {
+            return Ok(None);
+        };
+        let event = set.fast().decode_event(enriched.event);
+        let Some(verdicts) = self.evaluate_compiled(&set, &enriched, event.as_ref()) else {
+            return Ok(None);
+        };
+        let decision = self.finish(&set, verdicts, enriched.event_uid, enriched.time, state)?;
+        Ok(Some((decision, enriched.time)))
+    }
+
+    /// Every applicable rule's verdict, interpreted; `Err` is a reason to reject the input.
+    fn evaluate<'r>(&mut self, set: &'r PolicySet, enriched: &EnrichedEvent) -> Result<Verdicts<'r>, String> {
         let activation = Activation::new(enriched);
         let scope = activation.scope(set.root());
-        let mut matched: Vec<&Rule> = Vec::new();
-        // (rule, key, subject, holds): violations to open, update or resolve once the whole event
-        // is decided, so an input rejected halfway changes no state.
-        let mut pending: Vec<(&Rule, String, String, bool)> = Vec::new();
+        let mut verdicts = Verdicts::default();
         for &index in set.rules_for(enriched.class_uid) {
             let rule = &set.rules[index];
             let holds = match condition_holds(&rule.condition, &scope) {
                 Ok(holds) => holds,
                 Err(reason) => {
                     if let Some(reason) = activation.event_error() {
-                        return Ok(Err(reason.to_string()));
+                        return Err(reason.to_string());
                     }
                     self.rule_error(rule, &enriched.event_uid, &reason);
                     continue;
                 }
             };
             if holds {
-                matched.push(rule);
+                verdicts.matched.push(rule);
             }
-            if !rule.opens_violations() || (!holds && (!rule.auto_resolve || !self.open.rule_has_open(&rule.id))) {
+            let open = self.open.of_rule(&rule.id);
+            if !may_change_violation(rule, holds, open) {
                 continue;
             }
             let subject = match &rule.subject {
@@ -279,25 +322,59 @@ impl Policy {
                 },
                 None => activation.default_subject(),
             };
-            let subject = match subject {
-                Some(subject) => subject,
-                // A match nobody can be named for is a violation of its own event.
-                None if holds => format!("event:{}", enriched.event_uid),
-                None => continue,
-            };
-            let key = violation_key(&rule.id, &subject);
-            if holds || self.open.contains(&key) {
-                pending.push((rule, key, subject, holds));
-            }
+            verdicts.push(rule, subject, holds, &enriched.event_uid, self.open.of_rule(&rule.id));
         }
         if let Some(reason) = activation.event_error() {
-            return Ok(Err(reason.to_string()));
+            return Err(reason.to_string());
         }
-        let mut changes: Vec<Violation> = Vec::with_capacity(pending.len());
-        for (rule, key, subject, holds) in pending {
+        Ok(verdicts)
+    }
+
+    /// Every applicable rule's verdict, compiled; `None` when a rule is not compiled or not sure.
+    fn evaluate_compiled<'r>(
+        &self,
+        set: &'r PolicySet,
+        enriched: &fast::Enriched<'_>,
+        event: Option<&fast::avro::Node<'_>>,
+    ) -> Option<Verdicts<'r>> {
+        let fast = set.fast();
+        let vars = enriched.vars(event);
+        let mut verdicts = Verdicts::default();
+        for &index in set.rules_for(enriched.class_uid) {
+            let rule = &set.rules[index];
+            let holds = fast.condition(index)?.holds(&vars)?;
             if holds {
-                changes.push(self.open_or_update(rule, key, subject, enriched, state)?);
-            } else if let Some(resolved) = self.resolve(rule, key, subject, enriched, state)? {
+                verdicts.matched.push(rule);
+            }
+            let open = self.open.of_rule(&rule.id);
+            if !may_change_violation(rule, holds, open) {
+                continue;
+            }
+            let subject = match fast.subject(index) {
+                SubjectPlan::Default => enriched.default_subject(event)?,
+                SubjectPlan::Compiled(program) => program.subject(&vars)?,
+                SubjectPlan::Interpreted => return None,
+            };
+            verdicts.push(rule, subject, holds, enriched.event_uid, open);
+        }
+        Some(verdicts)
+    }
+
+    /// Applies the verdicts: violations opened, updated or resolved (in `state`), and the decision.
+    fn finish(
+        &mut self,
+        set: &PolicySet,
+        verdicts: Verdicts<'_>,
+        event_uid: &str,
+        time: i64,
+        state: &mut dyn State,
+    ) -> Result<PolicyDecision, ComponentError> {
+        let Verdicts { matched, pending } = verdicts;
+        let mut changes: Vec<Violation> = Vec::with_capacity(pending.len());
+        for Pending { rule, subject, holds } in pending {
+            if holds {
+                changes.push(self.open_or_update(rule, subject, event_uid, time, state));
+            } else if let Some(resolved) = self.resolve(rule, subject, event_uid, time, state)? {
                 changes.push(resolved);
             }
         }
@@ -309,17 +386,17 @@ impl Policy {
                 labels.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        Ok(Ok(PolicyDecision {
-            decision_uid: format!("{}/{}", enriched.event_uid, set.short_version()),
-            event_uid: enriched.event_uid.clone(),
-            time: enriched.time,
+        Ok(PolicyDecision {
+            decision_uid: format!("{event_uid}/{}", set.short_version()),
+            event_uid: event_uid.to_string(),
+            time,
             decision,
             policy_set_version: set.version.clone(),
             matched_rules: matched.iter().map(|r| r.id.clone()).collect(),
             severity_id: matched.iter().map(|r| r.severity.id()).max().unwrap_or(0),
             labels,
             violations: changes,
-        }))
+        })
     }
 
     fn rule_error(&mut self, rule: &Rule, event_uid: &str, reason: &str) {
@@ -338,51 +415,134 @@ impl Policy {
     fn open_or_update(
         &mut self,
         rule: &Rule,
-        key: String,
         subject: String,
-        enriched: &EnrichedEvent,
+        event_uid: &str,
+        time: i64,
         state: &mut dyn State,
-    ) -> Result<Violation, ComponentError> {
-        let previous = if self.open.contains(&key) { OpenViolation::get(state, &key)? } else { None };
-        let (status, first_seen) = match &previous {
-            Some(open) => (ViolationStatus::Updated, open.first_seen),
-            None => (ViolationStatus::Open, enriched.time),
+    ) -> Violation {
+        let (status, first_seen, key) = match self.open.get(&rule.id, &subject) {
+            Some(open) => (ViolationStatus::Updated, open.first_seen, open.key.clone()),
+            None => (ViolationStatus::Open, time, violation_key(&rule.id, &subject)),
         };
         let open = OpenViolation {
             rule_id: rule.id.clone(),
-            subject: subject.clone(),
+            subject,
             first_seen,
-            last_seen: enriched.time,
-            event_uid: enriched.event_uid.clone(),
+            last_seen: time,
+            event_uid: event_uid.to_string(),
         };
         open.put(state, &key);
-        self.open.insert(key.clone(), &rule.id);
+        self.open.insert(&rule.id, &open.subject, OpenEntry { key: key.clone(), first_seen });
         let verb = if status == ViolationStatus::Open { "opened" } else { "seen again" };
-        Ok(violation(rule, key, status, &open, format!("{}: {subject} ({verb})", rule.description)))
+        let summary = format!("{}: {} ({verb})", rule.description, open.subject);
+        violation(rule, key, status, open, summary)
     }
 
     fn resolve(
         &mut self,
         rule: &Rule,
-        key: String,
         subject: String,
-        enriched: &EnrichedEvent,
+        event_uid: &str,
+        time: i64,
         state: &mut dyn State,
     ) -> Result<Option<Violation>, ComponentError> {
+        let Some(key) = self.open.get(&rule.id, &subject).map(|open| open.key.clone()) else {
+            return Ok(None);
+        };
+        self.open.remove(&rule.id, &subject);
         let Some(open) = OpenViolation::get(state, &key)? else {
             // The index ran ahead of the state: nothing to resolve.
-            self.open.remove(&key, &rule.id);
             return Ok(None);
         };
         state.delete(OPEN_TABLE, key.as_bytes());
-        self.open.remove(&key, &rule.id);
-        let resolved = OpenViolation { last_seen: enriched.time, event_uid: enriched.event_uid.clone(), ..open };
+        let resolved = OpenViolation { last_seen: time, event_uid: event_uid.to_string(), ..open };
         let summary = format!("{}: {subject} (resolved)", rule.description);
-        Ok(Some(violation(rule, key, ViolationStatus::Resolved, &resolved, summary)))
+        Ok(Some(violation(rule, key, ViolationStatus::Resolved, resolved, summary)))
+    }
+
+    /// Emits a decision and its violations (or rejects the input if one cannot be encoded).
+    fn emit(&mut self, decision: PolicyDecision, input: &StoredRecord, time: i64, out: &mut Output) {
+        let original = &input.record.value;
+        let mut side = Vec::with_capacity(decision.violations.len());
+        // The compiled way encodes without serde (same bytes); the interpreted way as it always did.
+        let encoder = if self.compiled { self.encoder } else { None };
+        for v in &decision.violations {
+            let encoded = match encoder {
+                Some(encoder) => Ok(encoder.violation(v)),
+                None => weir_schemas::encode(v),
+            };
+            match encoded {
+                Ok(value) => side.push(Record::new(time, value).with_key(v.violation_key.as_bytes())),
+                Err(e) => {
+                    let reason = format!("enriched event {}: cannot encode a violation: {e}", decision.event_uid);
+                    out.reject(reason, original);
+                    return;
+                }
+            }
+        }
+        let key = input.record.key.clone().unwrap_or_else(|| decision.event_uid.as_bytes().to_vec());
+        let encoded = match encoder {
+            Some(encoder) => Ok(encoder.decision(&decision)),
+            None => weir_schemas::encode(&decision),
+        };
+        match encoded {
+            Ok(value) => out.emit(Record::new(time, value).with_key(key)),
+            Err(e) => {
+                out.reject(format!("enriched event {}: cannot encode its decision: {e}", decision.event_uid), original);
+                return;
+            }
+        }
+        for record in side {
+            out.emit_side(VIOLATIONS_OUTPUT, record);
+        }
     }
 }
 
-fn violation(rule: &Rule, key: String, status: ViolationStatus, open: &OpenViolation, summary: String) -> Violation {
+/// Whether a verdict of `rule` may open, update or resolve a violation (`open`: the rule's open
+/// violations).
+fn may_change_violation(rule: &Rule, holds: bool, open: Option<&HashMap<String, OpenEntry>>) -> bool {
+    rule.opens_violations() && (holds || (rule.auto_resolve && open.is_some_and(|open| !open.is_empty())))
+}
+
+/// A rule's verdict that opens, updates or resolves a violation of `subject`.
+struct Pending<'r> {
+    rule: &'r Rule,
+    subject: String,
+    holds: bool,
+}
+
+/// What the rules said about one event, before any state changes (so an input rejected halfway
+/// changes no state).
+#[derive(Default)]
+struct Verdicts<'r> {
+    /// The rules that matched, in id order.
+    matched: Vec<&'r Rule>,
+    /// Violations to open, update or resolve.
+    pending: Vec<Pending<'r>>,
+}
+
+impl<'r> Verdicts<'r> {
+    /// Notes a verdict that may change a violation of `subject` (`None`: nobody can be named).
+    fn push(
+        &mut self,
+        rule: &'r Rule,
+        subject: Option<String>,
+        holds: bool,
+        event_uid: &str,
+        open: Option<&HashMap<String, OpenEntry>>,
+    ) {
+        let subject = match subject {
+            Some(subject) => subject,
+            // A match nobody can be named for is a violation of its own event.
+            None if holds => format!("event:{event_uid}"),
+            None => return,
+        };
+        if holds || open.is_some_and(|open| open.contains_key(&subject)) {
+            self.pending.push(Pending { rule, subject, holds });
+        }
+    }
+}
+fn violation(rule: &Rule, key: String, status: ViolationStatus, open: OpenViolation, summary: String) -> Violation {
     Violation {
         violation_key: key,
         rule_id: rule.id.clone(),
@@ -391,8 +551,8 @@ fn violation(rule: &Rule, key: String, status: ViolationStatus, open: &OpenViola
         status,
         first_seen: open.first_seen,
         last_seen: open.last_seen,
-        subject: open.subject.clone(),
-        event_uid: open.event_uid.clone(),
+        subject: open.subject,
+        event_uid: open.event_uid,
         labels: rule.labels.clone(),
         summary,
     }
@@ -407,6 +567,12 @@ impl Operator for Policy {
     fn process(&mut self, input: &StoredRecord, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError> {
         self.maybe_reload();
         let original = &input.record.value;
+        if self.compiled {
+            if let Some((decision, time)) = self.decide_compiled(original, state)? {
+                self.emit(decision, input, time, out);
+                return Ok(());
+            }
+        }
         let enriched = match weir_schemas::decode::<EnrichedEvent>(original) {
             Ok(enriched) => enriched,
             Err(e) => {
@@ -415,37 +581,12 @@ impl Operator for Policy {
                 return Ok(());
             }
         };
-        let decision = match self.decide(&enriched, state)? {
-            Ok(decision) => decision,
+        match self.decide(&enriched, state)? {
+            Ok(decision) => self.emit(decision, input, enriched.time, out),
             Err(reason) => {
                 self.stats.rejected += 1;
                 out.reject(format!("enriched event {}: {reason}", enriched.event_uid), original);
-                return Ok(());
             }
-        };
-        let key = input.record.key.clone().unwrap_or_else(|| enriched.event_uid.clone().into_bytes());
-        let mut side = Vec::with_capacity(decision.violations.len());
-        for v in &decision.violations {
-            match weir_schemas::encode(v) {
-                Ok(value) => side.push(Record::new(enriched.time, value).with_key(v.violation_key.as_bytes())),
-                Err(e) => {
-                    out.reject(
-                        format!("enriched event {}: cannot encode a violation: {e}", enriched.event_uid),
-                        original,
-                    );
-                    return Ok(());
-                }
-            }
-        }
-        match weir_schemas::encode(&decision) {
-            Ok(value) => out.emit(Record::new(enriched.time, value).with_key(key)),
-            Err(e) => {
-                out.reject(format!("enriched event {}: cannot encode its decision: {e}", enriched.event_uid), original);
-                return Ok(());
-            }
-        }
-        for record in side {
-            out.emit_side(VIOLATIONS_OUTPUT, record);
         }
         Ok(())
     }

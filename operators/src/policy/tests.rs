@@ -178,7 +178,7 @@ fn bad_test_events_and_empty_directories_are_errors() {
     assert_eq!(e.problems[0].line, Some(9), "{e}");
     assert!(e.problems[0].reason.contains("unknown key `usr`"), "{e}");
     let e = load_error(&[("notes.txt", "not a policy")]);
-    assert!(e.to_string().contains("no *.toml policy files"), "{e}");
+    assert!(e.to_string().contains("no *.toml, *.yaml or *.yml policy files"), "{e}");
 }
 
 #[test]
@@ -506,7 +506,7 @@ fn example_policies_pass_their_inline_tests() {
     }
     let files: Vec<String> = set.files.iter().filter_map(|f| f.file_name()?.to_str().map(String::from)).collect();
     for seed in
-        ["shadow_ai.toml", "inactive_users.toml", "device_compliance.toml", "crown_jewels.toml", "cloud_changes.toml"]
+        ["shadow_ai.toml", "inactive_users.yaml", "device_compliance.toml", "crown_jewels.toml", "cloud_changes.toml"]
     {
         assert!(files.iter().any(|f| f == seed), "{seed} missing from {files:?}");
     }
@@ -778,4 +778,49 @@ fn a_real_arroyo_udf_library() {
         let d = decision_of(&run(&mut policy, &mut state, &input(event("Gemini", json!("Sales")), 3 + i)));
         assert_eq!(d.matched_rules.len(), 1);
     }
+}
+
+#[test]
+fn yaml_policy_files_load_with_their_tests_and_report_lines() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let yaml = r#"rules:
+  - id: yaml.suspended-sign-in
+    description: Suspended user signs in
+    owner: secops@example.com
+    classes: [3002]
+    condition: |
+      user != null
+        && user.status == "SUSPENDED"
+    decision: deny
+    severity: high
+    labels: { team: identity }
+    tests:
+      - name: suspended
+        expect: true
+        event: { class_uid: 3002, user: { uid: u1, status: SUSPENDED } }
+      - expect: false
+        event: '{"class_uid": 3002, "user": {"uid": "u1", "status": "ACTIVE"}}'
+"#;
+    std::fs::write(dir.path().join("identity.yaml"), yaml).expect("write");
+    let set = load_dir(dir.path(), &Udfs::none()).expect("the YAML file loads");
+    let rule = set.rule("yaml.suspended-sign-in").expect("the rule is loaded");
+    assert_eq!((rule.line, rule.tests.len(), rule.tests[0].line, rule.tests[1].line), (2, 2, 13, 16));
+    assert!(testing::run_tests(&set).ok(), "its inline tests pass");
+
+    // A bad value names its line; a CEL error the line inside the block scalar.
+    let bad = yaml.replace("decision: deny", "decision: block").replace("&& user.status", "&& user.status ==");
+    std::fs::write(dir.path().join("identity.yaml"), bad).expect("write");
+    let problems = load_dir(dir.path(), &Udfs::none()).expect_err("bad values are errors").problems;
+    let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![Some(9), Some(8)], "{problems:?}");
+    assert!(problems[0].reason.contains("unknown decision \"block\""), "{problems:?}");
+
+    // Syntax errors and unknown keys name the line too.
+    std::fs::write(dir.path().join("identity.yaml"), "rules:\n  - id: x\n    colour: red\n").expect("write");
+    let problems = load_dir(dir.path(), &Udfs::none()).expect_err("unknown keys are errors").problems;
+    assert_eq!(problems[0].line, Some(3), "{problems:?}");
+    assert!(problems[0].reason.contains("unknown field `colour`"), "{problems:?}");
+    std::fs::write(dir.path().join("identity.yaml"), "rules:\n  - id: [x\n").expect("write");
+    let problems = load_dir(dir.path(), &Udfs::none()).expect_err("bad YAML is an error").problems;
+    assert!(problems[0].line.is_some() && problems[0].file.ends_with("identity.yaml"), "{problems:?}");
 }

@@ -6,7 +6,7 @@
 //! it under its key; the runner commits that table with the input offsets, so a restart resumes
 //! with the same open violations, and a later event can still resolve them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -81,12 +81,22 @@ fn parse(key: &[u8], bytes: &[u8]) -> Result<OpenViolation, ComponentError> {
     })
 }
 
-/// Which violations are open, in memory: their keys and how many each rule has. Rebuilt from the
-/// state table on restore, so it never runs ahead of what is committed.
+/// An open violation as the in-memory index knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenEntry {
+    /// Its violation key.
+    pub key: String,
+    /// Event time it was opened at.
+    pub first_seen: i64,
+}
+
+/// Which violations are open, in memory, by rule id and subject (so deciding needs no key
+/// hashing unless a violation opens): their keys and when they opened. Rebuilt from the state
+/// table on restore, so it never runs ahead of what is committed.
 #[derive(Debug, Default)]
 pub struct OpenIndex {
-    keys: HashSet<String>,
-    per_rule: HashMap<String, usize>,
+    per_rule: HashMap<String, HashMap<String, OpenEntry>>,
+    len: usize,
 }
 
 impl OpenIndex {
@@ -99,7 +109,11 @@ impl OpenIndex {
                 return;
             }
             match parse(key, value) {
-                Ok(open) => index.insert(String::from_utf8_lossy(key).into_owned(), &open.rule_id),
+                Ok(open) => index.insert(
+                    &open.rule_id,
+                    &open.subject,
+                    OpenEntry { key: String::from_utf8_lossy(key).into_owned(), first_seen: open.first_seen },
+                ),
                 Err(e) => failure = Some(e),
             }
         })?;
@@ -111,37 +125,50 @@ impl OpenIndex {
 
     /// Whether `rule_id` has any open violation.
     pub fn rule_has_open(&self, rule_id: &str) -> bool {
-        self.per_rule.get(rule_id).is_some_and(|&n| n > 0)
+        self.per_rule.get(rule_id).is_some_and(|open| !open.is_empty())
     }
 
-    /// Whether the violation under `key` is open.
-    pub fn contains(&self, key: &str) -> bool {
-        self.keys.contains(key)
+    /// The open violations of `rule_id`, by subject (`None` when it never had any).
+    pub fn of_rule(&self, rule_id: &str) -> Option<&HashMap<String, OpenEntry>> {
+        self.per_rule.get(rule_id)
     }
 
-    /// Records an opened violation.
-    pub fn insert(&mut self, key: String, rule_id: &str) {
-        if self.keys.insert(key) {
-            *self.per_rule.entry(rule_id.to_string()).or_default() += 1;
+    /// The open violation of `rule_id` by `subject`.
+    pub fn get(&self, rule_id: &str, subject: &str) -> Option<&OpenEntry> {
+        self.per_rule.get(rule_id)?.get(subject)
+    }
+
+    /// Records an opened (or updated) violation.
+    pub fn insert(&mut self, rule_id: &str, subject: &str, entry: OpenEntry) {
+        let open = match self.per_rule.get_mut(rule_id) {
+            Some(open) => open,
+            None => self.per_rule.entry(rule_id.to_string()).or_default(),
+        };
+        match open.get_mut(subject) {
+            Some(existing) => *existing = entry,
+            None => {
+                open.insert(subject.to_string(), entry);
+                self.len += 1;
+            }
         }
     }
 
     /// Records a resolved violation.
-    pub fn remove(&mut self, key: &str, rule_id: &str) {
-        if self.keys.remove(key) {
-            if let Some(n) = self.per_rule.get_mut(rule_id) {
-                *n = n.saturating_sub(1);
+    pub fn remove(&mut self, rule_id: &str, subject: &str) {
+        if let Some(open) = self.per_rule.get_mut(rule_id) {
+            if open.remove(subject).is_some() {
+                self.len -= 1;
             }
         }
     }
 
     /// How many violations are open.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.len
     }
 
     /// Whether none is open.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len == 0
     }
 }

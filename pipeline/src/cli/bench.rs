@@ -10,11 +10,13 @@ use weir_schemas::Record;
 
 use super::log::FsyncArg;
 use crate::log::embedded::{EmbeddedConfig, EmbeddedLog};
+use crate::log::fluvio::{FluvioCompression, FluvioConfig, FluvioLog};
+use crate::log::Log;
 
 /// `weir bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Append and read back records on the embedded log.
+    /// Append and read back records on the embedded log (or a Fluvio cluster with --fluvio).
     Log(LogBenchArgs),
     /// Push events through a keyed one-minute count window (in-process, no log).
     Aggregate(AggregateBenchArgs),
@@ -85,9 +87,15 @@ pub struct LogBenchArgs {
     /// Records per append.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// Fsync policy.
+    /// Fsync policy (embedded log only).
     #[arg(long, value_enum, default_value_t = FsyncArg::Interval)]
     pub fsync: FsyncArg,
+    /// Run against the Fluvio cluster whose SC listens at ENDPOINT (e.g. 127.0.0.1:9003) instead
+    /// of the embedded log: same records, same report. Each run uses a new topic, deleted
+    /// afterwards; produce is uncompressed (the values would compress well) and durability is the
+    /// SPU's storage setting, not `--fsync`.
+    #[arg(long, value_name = "ENDPOINT")]
+    pub fluvio: Option<String>,
 }
 
 /// Runs a benchmark. The log benchmark works in a fresh directory under the data directory,
@@ -115,14 +123,6 @@ pub fn run(command: &BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 fn bench_log(args: &LogBenchArgs, data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix("bench-log-")
-        .tempdir_in(data_dir)
-        .context("creating the benchmark directory")?;
-    let config = EmbeddedConfig { fsync: args.fsync.into(), retention_ms: None, ..EmbeddedConfig::default() };
-    let log = EmbeddedLog::open(dir.path(), config)?;
-    log.ensure_topic_blocking("bench", 1)?;
     let batch_len = args.batch.max(1);
     // Distinct values, so compression or deduplication could never flatter the figure.
     let batch: Vec<Record> = (0..batch_len)
@@ -134,11 +134,54 @@ fn bench_log(args: &LogBenchArgs, data_dir: &Path) -> anyhow::Result<()> {
             Record::new(i as i64, value)
         })
         .collect();
+    let timings = match &args.fluvio {
+        Some(endpoint) => bench_fluvio(args, endpoint, &batch)?,
+        None => bench_embedded(args, data_dir, &batch)?,
+    };
+    let payload_mb = (args.records * args.size as u64) as f64 / 1e6;
+    let report = json!({
+        "backend": if args.fluvio.is_some() { "fluvio" } else { "embedded" },
+        "records": args.records,
+        "record_bytes": args.size,
+        "batch": batch_len,
+        "fsync": if args.fluvio.is_some() { "spu".to_string() } else { format!("{:?}", args.fsync).to_lowercase() },
+        "append": {
+            "seconds": round(timings.append_secs),
+            "records_per_s": round(args.records as f64 / timings.append_secs),
+            "mb_per_s": round(payload_mb / timings.append_secs),
+        },
+        "read": {
+            "seconds": round(timings.read_secs),
+            "records_per_s": round(timings.read as f64 / timings.read_secs),
+            "mb_per_s": round(timings.read_bytes as f64 / 1e6 / timings.read_secs),
+        },
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// What a log benchmark measured.
+struct LogTimings {
+    append_secs: f64,
+    read_secs: f64,
+    read: u64,
+    read_bytes: u64,
+}
+
+fn bench_embedded(args: &LogBenchArgs, data_dir: &Path, batch: &[Record]) -> anyhow::Result<LogTimings> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("bench-log-")
+        .tempdir_in(data_dir)
+        .context("creating the benchmark directory")?;
+    let config = EmbeddedConfig { fsync: args.fsync.into(), retention_ms: None, ..EmbeddedConfig::default() };
+    let log = EmbeddedLog::open(dir.path(), config)?;
+    log.ensure_topic_blocking("bench", 1)?;
 
     let started = Instant::now();
     let mut appended = 0u64;
     while appended < args.records {
-        let n = (args.records - appended).min(batch_len as u64) as usize;
+        let n = (args.records - appended).min(batch.len() as u64) as usize;
         log.append_blocking("bench", 0, &batch[..n])?;
         appended += n as u64;
     }
@@ -147,35 +190,67 @@ fn bench_log(args: &LogBenchArgs, data_dir: &Path) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut read = 0u64;
-    let mut bytes = 0u64;
+    let mut read_bytes = 0u64;
     while read < args.records {
         let batch = log.read_blocking("bench", 0, read, 10_000)?;
         if batch.records.is_empty() {
             anyhow::bail!("read stopped at offset {read} of {}", args.records);
         }
         read += batch.records.len() as u64;
-        bytes += batch.records.iter().map(|r| r.record.value.len() as u64).sum::<u64>();
+        read_bytes += batch.records.iter().map(|r| r.record.value.len() as u64).sum::<u64>();
     }
-    let read_secs = started.elapsed().as_secs_f64();
-    let payload_mb = (args.records * args.size as u64) as f64 / 1e6;
-    let report = json!({
-        "records": args.records,
-        "record_bytes": args.size,
-        "batch": batch_len,
-        "fsync": format!("{:?}", args.fsync).to_lowercase(),
-        "append": {
-            "seconds": round(append_secs),
-            "records_per_s": round(args.records as f64 / append_secs),
-            "mb_per_s": round(payload_mb / append_secs),
-        },
-        "read": {
-            "seconds": round(read_secs),
-            "records_per_s": round(read as f64 / read_secs),
-            "mb_per_s": round(bytes as f64 / 1e6 / read_secs),
-        },
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(LogTimings { append_secs, read_secs: started.elapsed().as_secs_f64(), read, read_bytes })
+}
+
+/// The same appends and reads as [`bench_embedded`], through the [`Log`] trait on a Fluvio
+/// cluster; reads check every offset comes back once, in order.
+fn bench_fluvio(args: &LogBenchArgs, endpoint: &str, batch: &[Record]) -> anyhow::Result<LogTimings> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let config = FluvioConfig { compression: FluvioCompression::None, ..FluvioConfig::new(endpoint) };
+        let log = FluvioLog::connect(&config).await?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+        let topic = format!("bench-{stamp}");
+        log.ensure_topic(&topic, 1).await?;
+        let measured = async {
+            let started = Instant::now();
+            let mut appended = 0u64;
+            while appended < args.records {
+                let n = (args.records - appended).min(batch.len() as u64) as usize;
+                log.append(&topic, 0, &batch[..n]).await?;
+                appended += n as u64;
+            }
+            let append_secs = started.elapsed().as_secs_f64();
+
+            let started = Instant::now();
+            let mut read = 0u64;
+            let mut read_bytes = 0u64;
+            while read < args.records {
+                let batch = log.read(&topic, 0, read, 10_000).await?;
+                if batch.records.is_empty() {
+                    anyhow::bail!("read stopped at offset {read} of {}", args.records);
+                }
+                for r in &batch.records {
+                    if r.offset != read {
+                        anyhow::bail!("offset {} came back where {read} was expected", r.offset);
+                    }
+                    read += 1;
+                    read_bytes += r.record.value.len() as u64;
+                }
+            }
+            let corrections = log.corrections();
+            eprintln!(
+                "offset guard: {} gap(s) re-read, {} stalled stream(s) re-opened, {} repeated record(s) dropped",
+                corrections.gaps, corrections.stalls, corrections.duplicates
+            );
+            Ok(LogTimings { append_secs, read_secs: started.elapsed().as_secs_f64(), read, read_bytes })
+        }
+        .await;
+        if let Err(e) = log.delete_topic(&topic).await {
+            tracing::warn!(topic = %topic, error = %e, "could not delete the benchmark topic");
+        }
+        measured
+    })
 }
 
 fn round(x: f64) -> f64 {

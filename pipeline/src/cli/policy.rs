@@ -17,7 +17,7 @@ pub enum PolicyCommand {
 /// `weir policy test`.
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// The policy directory (every `*.toml` in it is one set).
+    /// The policy directory (every `*.toml`, `*.yaml` and `*.yml` in it is one set).
     pub dir: PathBuf,
 }
 

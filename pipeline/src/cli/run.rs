@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use crate::components;
 use crate::config::PipelineConfig;
 use crate::log::embedded::EmbeddedLog;
-use crate::runner::{self, RunOptions, StageSummary};
+use crate::log::fluvio::FluvioLog;
+use crate::log::Log;
+use crate::runner::{self, RunOptions, StageSummary, Worker};
 use crate::store::Store;
 
 /// `weir run`.
@@ -19,9 +21,17 @@ pub struct RunArgs {
     /// The pipeline config (TOML).
     #[arg(short, long)]
     pub config: PathBuf,
-    /// Exit once every source is drained and every stage has caught up.
+    /// Exit once every source is drained and every stage has caught up. With several workers,
+    /// a worker's stages catch up with what is on the log when they look: another worker's
+    /// stages may still be writing.
     #[arg(long)]
     pub until_idle: bool,
+    /// Run as worker I of N (e.g. 1/3): every stage consumes only the partitions p with
+    /// p % N == I of its input topics, so N processes, each with its own --data-dir store, share
+    /// the load. Sources and push sources run on worker 0 only. The store remembers its I/N and
+    /// refuses another one. See docs/WORKERS.md.
+    #[arg(long, env = "WEIR_WORKER", value_name = "I/N", default_value = "0/1")]
+    pub worker: Worker,
 }
 
 /// `weir validate`.
@@ -57,10 +67,16 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<()> {
 /// Runs a pipeline until SIGINT/SIGTERM (or until idle), then prints a summary per stage.
 pub fn run(args: &RunArgs, data_dir: &Path) -> anyhow::Result<()> {
     let (config, built) = load(&args.config)?;
-    let log = EmbeddedLog::open(data_dir, config.log.embedded.clone())
-        .with_context(|| format!("opening the log in {}", data_dir.display()))?;
-    let store = Store::open(data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let log: Arc<dyn Log> = match &config.log.fluvio {
+        // The error names the cluster's endpoint and why it could not be reached.
+        Some(fluvio) => Arc::new(runtime.block_on(FluvioLog::connect(fluvio))?),
+        None => Arc::new(
+            EmbeddedLog::open(data_dir, config.log.embedded.clone())
+                .with_context(|| format!("opening the log in {}", data_dir.display()))?,
+        ),
+    };
+    let store = Store::open(data_dir)?;
     let summaries = runtime.block_on(async {
         let (stop, shutdown) = watch::channel(false);
         tokio::spawn(async move {
@@ -71,8 +87,8 @@ pub fn run(args: &RunArgs, data_dir: &Path) -> anyhow::Result<()> {
             eprintln!("aborted: uncommitted batches will be read again on the next run");
             std::process::exit(130);
         });
-        let options = RunOptions { until_idle: args.until_idle };
-        runner::run(&config, built, Arc::new(log), Arc::new(store), options, shutdown).await
+        let options = RunOptions { until_idle: args.until_idle, worker: args.worker };
+        runner::run(&config, built, log, Arc::new(store), options, shutdown).await
     })?;
     eprint!("{}", format_summary(&summaries));
     let failed: Vec<&StageSummary> = summaries.iter().filter(|s| s.failure.is_some()).collect();
@@ -119,4 +135,34 @@ pub fn format_summary(summaries: &[StageSummary]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+    use crate::runner::Worker;
+
+    fn worker_of(args: &[&str]) -> Result<Worker, String> {
+        let cli = Cli::try_parse_from(["weir", "run", "-c", "pipeline.toml"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Run(run) => Ok(run.worker),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn worker_flag_takes_i_of_n_and_says_what_is_wrong() {
+        // WEIR_WORKER is not set while the tests run: without the flag, the sole worker.
+        if std::env::var_os("WEIR_WORKER").is_none() {
+            assert_eq!(worker_of(&[]), Ok(Worker::SOLE));
+        }
+        assert_eq!(worker_of(&["--worker", "1/3"]), Ok(Worker::new(1, 3).unwrap()));
+        let error = worker_of(&["--worker", "3/3"]).unwrap_err();
+        assert!(error.contains("worker index 3 is not below the number of workers 3"), "{error}");
+        let error = worker_of(&["--worker", "two"]).unwrap_err();
+        assert!(error.contains("`two` is not I/N"), "{error}");
+    }
 }

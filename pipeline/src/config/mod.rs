@@ -27,7 +27,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::log::embedded::EmbeddedConfig;
+use crate::log::fluvio::config::FLUVIO_ONLY_KEYS;
+use crate::log::fluvio::FluvioConfig;
 use crate::log::validate_topic_name;
+
+/// The keys of the `[log]` table only the embedded backend takes (`retention_ms` and
+/// `retention_bytes` are for both).
+const EMBEDDED_ONLY_KEYS: &[&str] =
+    &["fsync", "fsync_interval_ms", "segment_bytes", "segment_ms", "index_interval_bytes"];
 
 /// The dead-letter topic every stage writes rejected input to.
 pub const DLQ_TOPIC: &str = "dlq";
@@ -139,8 +146,10 @@ impl ComponentSpec {
 pub struct LogConfig {
     /// Partitions of topics the pipeline creates.
     pub partitions: u32,
-    /// Settings of the embedded backend.
+    /// Settings of the embedded backend (the defaults when `backend = "fluvio"`).
     pub embedded: EmbeddedConfig,
+    /// Settings of the Fluvio backend: set exactly when `backend = "fluvio"`.
+    pub fluvio: Option<FluvioConfig>,
 }
 
 /// The `[server]` table: Weir's HTTP server, for sources that receive pushed events (their
@@ -343,34 +352,75 @@ impl Parser<'_> {
     }
 
     fn log_section(&mut self, section: Option<Spanned<SpannedTable>>) -> LogConfig {
-        let mut config = LogConfig { partitions: 1, embedded: EmbeddedConfig::default() };
+        let mut config = LogConfig { partitions: 1, embedded: EmbeddedConfig::default(), fluvio: None };
         let Some(section) = section else { return config };
         let section_start = section.span().start;
-        let mut rest = toml::Table::new();
-        let mut lines = BTreeMap::new();
+        let mut entries = Vec::new();
         for (key, value) in section.into_inner() {
             let at = key.span().start;
             let key = key.into_inner();
-            lines.insert(key.clone(), at);
             let value = self.interpolate(value, &format!("log.{key}"));
+            entries.push((key, at, value));
+        }
+        // The backend decides which other keys are allowed, wherever it appears in the table.
+        let mut fluvio = false;
+        if let Some((_, at, value)) = entries.iter().find(|(key, _, _)| key == "backend") {
+            match value.as_str() {
+                Some("embedded") => {}
+                Some("fluvio") => fluvio = true,
+                _ => self.error(Some(*at), "log.backend", "must be \"embedded\" or \"fluvio\""),
+            }
+        }
+        let mut rest = toml::Table::new();
+        let mut lines = BTreeMap::new();
+        for (key, at, value) in entries {
+            lines.insert(key.clone(), at);
             match key.as_str() {
-                "backend" => match value.as_str() {
-                    Some("embedded") => {}
-                    Some("fluvio") => self.error(
-                        Some(at),
-                        "log.backend",
-                        "the Fluvio backend is not available in this build yet; use \"embedded\"",
-                    ),
-                    _ => self.error(Some(at), "log.backend", "must be \"embedded\""),
-                },
+                "backend" => {}
                 "partitions" => match value.as_integer() {
                     Some(n) if (1..=1024).contains(&n) => config.partitions = n as u32,
                     _ => self.error(Some(at), "log.partitions", "must be an integer from 1 to 1024"),
                 },
+                _ if !fluvio && FLUVIO_ONLY_KEYS.contains(&key.as_str()) => self.error(
+                    Some(at),
+                    format!("log.{key}"),
+                    "only for backend = \"fluvio\" (this log is embedded; set `backend = \"fluvio\"` to use a cluster)",
+                ),
+                _ if fluvio && EMBEDDED_ONLY_KEYS.contains(&key.as_str()) => self.error(
+                    Some(at),
+                    format!("log.{key}"),
+                    "only for the embedded backend (Fluvio SPUs keep their own storage settings)",
+                ),
                 _ => {
                     rest.insert(key, value);
                 }
             }
+        }
+        let at_key = |path: &Option<String>| {
+            path.as_deref().and_then(|p| lines.get(top_key(p))).copied().or(Some(section_start))
+        };
+        if fluvio {
+            match serde_path_to_error::deserialize::<_, FluvioConfig>(toml::Value::Table(rest)) {
+                Ok(fluvio) => {
+                    if let Err((key, message)) = fluvio.validate() {
+                        self.error(lines.get(key).copied().or(Some(section_start)), format!("log.{key}"), message);
+                    }
+                    config.fluvio = Some(fluvio);
+                }
+                Err(e) => {
+                    let path = error_path(&e);
+                    let mut message = first_line(e.inner());
+                    if path.as_deref() == Some("endpoint") && message.starts_with("missing field") {
+                        message = "missing: the address of the Fluvio SC, e.g. \"127.0.0.1:9003\"".into();
+                    }
+                    self.error(
+                        at_key(&path),
+                        format!("log{}", path.map(|k| format!(".{k}")).unwrap_or_default()),
+                        message,
+                    );
+                }
+            }
+            return config;
         }
         match serde_path_to_error::deserialize::<_, EmbeddedConfig>(toml::Value::Table(rest)) {
             Ok(embedded) => {
@@ -382,9 +432,8 @@ impl Parser<'_> {
             }
             Err(e) => {
                 let path = error_path(&e);
-                let at = path.as_deref().and_then(|p| lines.get(top_key(p))).copied().or(Some(section_start));
                 self.error(
-                    at,
+                    at_key(&path),
                     format!("log{}", path.map(|k| format!(".{k}")).unwrap_or_default()),
                     first_line(e.inner()),
                 );

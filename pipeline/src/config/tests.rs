@@ -188,3 +188,90 @@ api_key = "s3cr3t-key"
         vec!["p.toml:7: sources.okta_hook.path: `/hooks/in` is already the path of source `eventbridge`"]
     );
 }
+
+const SINK_ONLY: &str = "\n[sources.okta]\ntype = \"file\"\npath = \"a.ndjson\"\n";
+
+#[test]
+fn the_fluvio_backend_takes_its_options() {
+    let text = format!(
+        r#"[log]
+partitions = 3
+endpoint = "127.0.0.1:9003"
+backend = "fluvio"
+replication = 2
+retention_ms = 86400000
+retention_bytes = 1000000000
+compression = "zstd"
+linger_ms = 20
+batch_size = 65536
+tls = {{ ca_cert = "ca.pem", cert = "client.pem", key = "client.key", domain = "fluvio.local" }}
+{SINK_ONLY}"#
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.log.partitions, 3);
+    let fluvio = config.log.fluvio.expect("backend = fluvio gives a Fluvio config");
+    assert_eq!(fluvio.endpoint, "127.0.0.1:9003");
+    assert_eq!(fluvio.replication, 2);
+    assert_eq!(fluvio.retention_ms, Some(86_400_000));
+    assert_eq!(fluvio.retention_bytes, Some(1_000_000_000));
+    assert_eq!(fluvio.compression, crate::log::fluvio::FluvioCompression::Zstd);
+    assert_eq!((fluvio.linger_ms, fluvio.batch_size), (20, 65536));
+    let tls = fluvio.tls.expect("tls");
+    assert_eq!((tls.ca_cert.to_str(), tls.domain.as_str()), (Some("ca.pem"), "fluvio.local"));
+}
+
+#[test]
+fn the_embedded_backend_has_no_fluvio_config() {
+    let config = parse(&format!("[log]\nbackend = \"embedded\"\n{SINK_ONLY}")).unwrap();
+    assert_eq!(config.log.fluvio, None);
+    assert_eq!(parse(SINK_ONLY).unwrap().log.fluvio, None);
+}
+
+#[test]
+fn fluvio_options_are_refused_on_the_embedded_log_and_embedded_ones_on_fluvio() {
+    let embedded = errors(&format!("[log]\nfsync = \"always\"\nendpoint = \"127.0.0.1:9003\"\n{SINK_ONLY}"));
+    assert_eq!(embedded.len(), 1, "{embedded:?}");
+    assert!(embedded[0].starts_with("p.toml:3: log.endpoint: only for backend = \"fluvio\""), "{embedded:?}");
+
+    let fluvio = errors(&format!(
+        "[log]\nbackend = \"fluvio\"\nendpoint = \"h:1\"\nsegment_bytes = 4096\nfsync = \"always\"\n{SINK_ONLY}"
+    ));
+    assert_eq!(fluvio.len(), 2, "{fluvio:?}");
+    assert!(fluvio[0].starts_with("p.toml:4: log.segment_bytes: only for the embedded backend"), "{fluvio:?}");
+    assert!(fluvio[1].starts_with("p.toml:5: log.fsync: only for the embedded backend"), "{fluvio:?}");
+}
+
+#[test]
+fn fluvio_option_errors_name_the_option_and_line() {
+    let cases = [
+        ("backend = \"fluvio\"\n", "p.toml:1: log.endpoint: missing: the address of the Fluvio SC"),
+        ("backend = \"fluvio\"\nendpoint = \"localhost\"\n", "p.toml:3: log.endpoint: must be `host:port`"),
+        (
+            "backend = \"fluvio\"\nendpoint = \"h:1\"\ncompression = \"brotli\"\n",
+            "p.toml:4: log.compression: unknown variant `brotli`",
+        ),
+        (
+            "backend = \"fluvio\"\nendpoint = \"h:1\"\nreplication = 0\n",
+            "p.toml:4: log.replication: must be from 1 to 16",
+        ),
+        ("backend = \"fluvio\"\nendpoint = \"h:1\"\nbatch_size = 10\n", "p.toml:4: log.batch_size: must be from 1024"),
+        (
+            "backend = \"fluvio\"\nendpoint = \"h:1\"\ntls = { ca_cert = \"a\" }\n",
+            "p.toml:4: log.tls.cert: missing field `cert`",
+        ),
+        ("backend = \"fluvio\"\nendpoint = \"h:1\"\nbrokers = 3\n", "p.toml:4: log.brokers: unknown field `brokers`"),
+        ("backend = \"kafka\"\n", "p.toml:2: log.backend: must be \"embedded\" or \"fluvio\""),
+    ];
+    for (log, expected) in cases {
+        let errors = errors(&format!("[log]\n{log}{SINK_ONLY}"));
+        assert_eq!(errors.len(), 1, "{log}: {errors:?}");
+        assert!(errors[0].starts_with(expected), "{log}: {errors:?}");
+    }
+}
+
+#[test]
+fn a_fluvio_endpoint_from_the_environment_is_never_echoed() {
+    let errors = errors(&format!("[log]\nbackend = \"fluvio\"\nendpoint = \"${{TOKEN}}\"\n{SINK_ONLY}"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("log.endpoint") && !errors[0].contains("s3cr3t"), "{errors:?}");
+}

@@ -44,6 +44,105 @@ macro_rules! ensure {
     };
 }
 
+/// Batches appended after the server came back, by [`producer_retry_across_restart`].
+const BATCHES_AFTER_RESTART: usize = 20;
+
+/// Batches [`producer_retry_across_restart`] appends at most, so a restart that never finishes
+/// fails the check instead of filling memory.
+const MAX_RESTART_BATCHES: usize = 50_000;
+
+/// Records per batch in [`producer_retry_across_restart`].
+const RESTART_BATCH: u64 = 200;
+
+/// Appends batches while `restart` restarts the server under the log (for a cluster: the SPU
+/// leading the partition), and goes on for [`BATCHES_AFTER_RESTART`] batches once it is back.
+/// Every append must be acknowledged (the backend retries what fails while the server is away),
+/// and every acknowledged batch must read back in order from the offsets its acknowledgement
+/// gave. A produce retried after the server wrote it but before it answered may leave records
+/// twice (appends to a cluster are at-least-once): the check allows repeats within a batch's
+/// range, never a missing or foreign record.
+pub async fn producer_retry_across_restart(
+    log: &dyn Log,
+    topic: &str,
+    restart: Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>,
+) -> Result<RestartReport, String> {
+    log.ensure_topic(topic, 1).await.map_err(|e| e.to_string())?;
+    let restarted = std::sync::atomic::AtomicBool::new(false);
+    let appending = async {
+        let mut acked = Vec::new();
+        let mut longest = std::time::Duration::ZERO;
+        let mut after_restart = 0;
+        let mut i = 0;
+        while after_restart < BATCHES_AFTER_RESTART {
+            // Read before appending: a batch counts as "after" only if it started after.
+            let counts = restarted.load(std::sync::atomic::Ordering::SeqCst);
+            let batch: Vec<Record> = (i..i + RESTART_BATCH).map(|n| record(10_000_000 + n)).collect();
+            let started = std::time::Instant::now();
+            let ack = log.append(topic, 0, &batch).await.map_err(|e| format!("append {} failed: {e}", acked.len()))?;
+            longest = longest.max(started.elapsed());
+            acked.push((ack, batch));
+            i += RESTART_BATCH;
+            if counts {
+                after_restart += 1;
+            }
+            ensure!(
+                acked.len() < MAX_RESTART_BATCHES,
+                "the restart did not finish within {MAX_RESTART_BATCHES} batches"
+            );
+            // Let the restart run even if appends never wait (the embedded log's do not).
+            tokio::task::yield_now().await;
+        }
+        Ok::<_, String>((acked, longest))
+    };
+    let restarting = async {
+        let result = restart.await;
+        restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+        result
+    };
+    let (acked, restarted_ok) = tokio::join!(appending, restarting);
+    restarted_ok.map_err(|e| format!("restarting the server: {e}"))?;
+    let (acked, longest_append) = acked?;
+    for (n, (ack, batch)) in acked.iter().enumerate() {
+        ensure!(ack.last_offset >= ack.base_offset, "batch {n} acked {ack:?}");
+        let len = (ack.last_offset - ack.base_offset + 1) as usize;
+        ensure!(len >= batch.len(), "batch {n} of {} records acked only {len} offsets", batch.len());
+        let read = log.read(topic, 0, ack.base_offset, len).await.map_err(|e| e.to_string())?;
+        ensure!(read.records.len() == len, "batch {n}: read {} of its {len} offsets", read.records.len());
+        let mut wanted = batch.iter().peekable();
+        for stored in &read.records {
+            ensure!(
+                batch.contains(&stored.record),
+                "batch {n}: offset {} holds a record not in the batch",
+                stored.offset
+            );
+            if wanted.peek() == Some(&&stored.record) {
+                wanted.next();
+            }
+        }
+        ensure!(
+            wanted.peek().is_none(),
+            "batch {n}: its records are not all there, in order, from offset {}",
+            ack.base_offset
+        );
+    }
+    let records = acked.len() as u64 * RESTART_BATCH;
+    let offsets = acked.last().map_or(0, |(ack, _)| ack.last_offset + 1);
+    Ok(RestartReport { batches: acked.len(), records, repeated: offsets.saturating_sub(records), longest_append })
+}
+
+/// What [`producer_retry_across_restart`] saw, for the test to print.
+#[derive(Clone, Copy, Debug)]
+pub struct RestartReport {
+    /// Batches appended and acknowledged.
+    pub batches: usize,
+    /// Records in them.
+    pub records: u64,
+    /// Offsets taken beyond `records`: records a retried produce left twice.
+    pub repeated: u64,
+    /// The longest any append took (one that waited out the restart).
+    pub longest_append: std::time::Duration,
+}
+
 async fn append_read_and_offsets(log: &dyn Log, topic: &str) -> Result<(), String> {
     let info = log.ensure_topic(topic, 2).await.map_err(|e| e.to_string())?;
     ensure!(info.partitions == 2, "created with {} partitions, asked for 2", info.partitions);
@@ -139,5 +238,8 @@ mod tests {
             }
         };
         check_all(&open, "conformance", BACKLOG).await.unwrap();
+        // The embedded log has no server to restart: this runs the check's reading side.
+        let log = open().await.unwrap();
+        producer_retry_across_restart(log.as_ref(), "conformance.restart", Box::pin(async { Ok(()) })).await.unwrap();
     }
 }

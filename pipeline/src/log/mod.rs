@@ -1,11 +1,14 @@
 //! The log: durable, ordered, partitioned topics of records.
 //!
 //! [`Log`] is the one interface every stage of Weir goes through (via the runner). It has two
-//! backends: [`embedded`] (segment files on this machine, the default) and, later, Fluvio. The
-//! trait is shaped after what both can promise:
+//! backends: [`embedded`] (segment files on this machine, the default) and [`fluvio`] (a Fluvio
+//! cluster, `backend = "fluvio"`); docs/LOG.md says what each guarantees. The trait is shaped
+//! after what both can promise:
 //!
 //! - offsets within a partition are dense and start at 0; [`Log::append`] returns the offsets it
-//!   gave the batch and returns only once the batch is durable under the configured fsync policy;
+//!   gave the batch and returns only once the batch is durable under the configured fsync policy
+//!   (embedded) or acknowledged by the partition's leader (Fluvio, where a retried produce can
+//!   leave a batch twice: appends there are at-least-once);
 //! - [`Log::read`] returns records in offset order, never skips one and never returns one twice;
 //! - [`Log::offset_for_time`] finds the first record whose event time is at or after a timestamp.
 //!
@@ -14,6 +17,7 @@
 
 pub mod conformance;
 pub mod embedded;
+pub mod fluvio;
 
 use std::path::PathBuf;
 
@@ -120,6 +124,16 @@ pub enum LogError {
     /// A backend that is read-only was asked to write.
     #[error("the log was opened read-only")]
     ReadOnly,
+    /// A log cluster (Fluvio) that could not be reached, or that refused a request.
+    #[error("log cluster at {endpoint}: {context}: {reason}")]
+    Remote {
+        /// The cluster's address as configured.
+        endpoint: String,
+        /// What was being done, on which topic and partition.
+        context: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl LogError {

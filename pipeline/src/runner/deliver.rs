@@ -114,13 +114,16 @@ mod tests {
 
     use super::*;
 
+    /// (handle, value) of every record delivered, in delivery order.
+    type Deliveries = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+
     /// A destination that records what each handle delivered and how many deliveries overlap.
     #[derive(Clone)]
     struct Recorder {
         handle: usize,
         next_handle: Arc<AtomicUsize>,
         concurrency: usize,
-        delivered: Arc<Mutex<Vec<(usize, Vec<u8>)>>>,
+        delivered: Deliveries,
         in_flight: Arc<AtomicUsize>,
         most_in_flight: Arc<AtomicUsize>,
         /// Values this destination refuses (permanently), or fails retryably for.

@@ -20,6 +20,7 @@ mod metrics;
 mod replay;
 mod stages;
 mod state;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -27,11 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use weir_schemas::component::{Operator, Sink, Source};
+use weir_schemas::component::{Operator, Partitioning, Sink, Source, StateKeyFn};
 
 use crate::config::{PipelineConfig, Role, DLQ_TOPIC};
 use crate::log::{Log, LogError};
 use crate::store::{Store, StoreError};
+pub use worker::{Worker, WorkerError};
 
 /// Records read per batch by operators and sinks.
 pub const READ_BATCH: usize = 1000;
@@ -48,6 +50,23 @@ pub enum RunError {
     /// The pipeline does not fit together (found once its components are built).
     #[error("{0}")]
     Config(String),
+    /// The store was built by another worker assignment, so its state and offsets cover other
+    /// partitions than this worker's.
+    #[error(
+        "the store {} was built by worker {recorded}, not {requested}: its state and offsets cover worker \
+         {recorded}'s partitions. Run it with --worker {recorded} again; or, to change the workers, stop every \
+         worker, delete each worker's store.redb and start them all with the new --worker, so that every stage \
+         rebuilds its state by replaying its partitions from the log (sources start without a cursor)",
+        store.display()
+    )]
+    WorkerMismatch {
+        /// The store's file.
+        store: std::path::PathBuf,
+        /// The assignment it was built by.
+        recorded: String,
+        /// The assignment asked for.
+        requested: Worker,
+    },
 }
 
 /// A built component, ready to run.
@@ -158,6 +177,8 @@ impl Drop for DoneGuard {
 pub struct RunOptions {
     /// Stop once every source is drained and every stage has caught up.
     pub until_idle: bool,
+    /// Which share of the partitions this process works on.
+    pub worker: Worker,
 }
 
 /// What every stage task gets.
@@ -172,6 +193,9 @@ pub(crate) struct StageContext {
     pub progress: Arc<StageProgress>,
     /// Inputs: (topic, the progress of every stage that writes it).
     pub inputs: Vec<(String, Vec<Arc<StageProgress>>)>,
+    /// Reads every partition of its inputs (an operator with global tables), not only the
+    /// worker's own; the others' records only update its tables.
+    pub all_partitions: bool,
     pub output_topic: Option<String>,
     /// A sink's route: only matching records are delivered.
     pub route: Option<Arc<weir_operators::aggregate::Filter>>,
@@ -212,7 +236,50 @@ impl StageContext {
     }
 }
 
-/// Runs a pipeline until shutdown (or, with `until_idle`, until it has nothing left to do).
+/// The suffix of the internal topic (and stage) that repartitions an operator's input by its
+/// state key when several workers share the pipeline.
+pub const REPARTITION_SUFFIX: &str = ".repartition";
+
+/// A stage as this worker runs it: a component of the config, or the internal stage that
+/// repartitions an operator's input.
+struct StagePlan {
+    name: String,
+    role: Role,
+    type_name: String,
+    /// The topics it reads, with the progress of every stage that writes them.
+    inputs: Vec<(String, Vec<Arc<StageProgress>>)>,
+    output_topic: Option<String>,
+    /// Reads every partition of its inputs (global tables), not only this worker's.
+    all_partitions: bool,
+    progress: Arc<StageProgress>,
+    /// False for a source on a worker other than 0: it does not run here.
+    runs: bool,
+    /// For the internal stage `<operator>.repartition`: the operator's state key.
+    repartition_by: Option<StateKeyFn>,
+}
+
+/// What measuring a stage's lag needs, without borrowing the config.
+#[derive(Clone)]
+struct LagSpec {
+    name: String,
+    topics: Vec<String>,
+    all_partitions: bool,
+    progress: Arc<StageProgress>,
+}
+
+/// Refuses a store built by another worker assignment: its state and offsets cover other
+/// partitions. Records the assignment of a new store.
+fn check_worker_assignment(store: &Store, worker: Worker) -> Result<(), RunError> {
+    let recorded = store.claim_worker_assignment(&worker.to_string(), &Worker::SOLE.to_string())?;
+    if recorded != worker.to_string() {
+        return Err(RunError::WorkerMismatch { store: store.path().to_path_buf(), recorded, requested: worker });
+    }
+    Ok(())
+}
+
+/// Runs a pipeline until shutdown (or, with `until_idle`, until it has nothing left to do), as
+/// the worker `options.worker`: its stages read only the partitions that worker owns (see
+/// docs/WORKERS.md); sources run on worker 0 only.
 pub async fn run(
     config: &PipelineConfig,
     components: BTreeMap<String, Component>,
@@ -221,12 +288,16 @@ pub async fn run(
     options: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<StageSummary>, RunError> {
+    let worker = options.worker;
+    check_worker_assignment(&store, worker)?;
     // Topics that already exist keep their partition count; `[log] partitions` applies to new ones.
     let mut topic_partitions = BTreeMap::new();
     let mut side_topics = Vec::new();
+    let mut partitionings = BTreeMap::new();
     for (name, component) in &components {
         if let Component::Operator(operator) = component {
             side_topics.extend(operator.side_outputs().into_iter().map(|side| format!("{name}.{side}")));
+            partitionings.insert(name.clone(), operator.partitioning());
         }
     }
     for spec in &config.components {
@@ -240,9 +311,18 @@ pub async fn run(
             }
         }
     }
+    // One worker holds every key already; several need each keyed operator's input re-keyed.
+    let repartitioned: BTreeMap<String, StateKeyFn> = partitionings
+        .iter()
+        .filter_map(|(name, partitioning)| match partitioning {
+            Partitioning::ByStateKey(key) if worker.count() > 1 => Some((name.clone(), key.clone())),
+            _ => None,
+        })
+        .collect();
     let topics = std::iter::once(DLQ_TOPIC.to_string())
         .chain(config.components.iter().filter_map(|c| c.output_topic()))
-        .chain(side_topics);
+        .chain(side_topics)
+        .chain(repartitioned.keys().map(|name| format!("{name}{REPARTITION_SUFFIX}")));
     for topic in topics {
         let info = log.ensure_topic(&topic, config.log.partitions).await?;
         if info.partitions != config.log.partitions {
@@ -263,10 +343,73 @@ pub async fn run(
         .filter(|c| !c.inputs.iter().any(|i| i == DLQ_TOPIC))
         .map(|c| progress[c.name.as_str()].clone())
         .collect();
+
+    let mut plans = Vec::new();
+    for spec in &config.components {
+        let inputs: Vec<(String, Vec<Arc<StageProgress>>)> = spec
+            .inputs
+            .iter()
+            .map(|input| {
+                let topic = config.input_topic(input).expect("inputs were checked when the config was parsed");
+                let writers = match config.writer_of(input) {
+                    _ if input == DLQ_TOPIC => dlq_writers.clone(),
+                    Some(writer) => vec![progress[writer.name.as_str()].clone()],
+                    None => unreachable!("inputs were checked above"),
+                };
+                (topic, writers)
+            })
+            .collect();
+        let stage_progress = progress[spec.name.as_str()].clone();
+        let runs = spec.role != Role::Source || worker.runs_sources();
+        if !runs {
+            stage_progress.done.store(true, Ordering::SeqCst);
+        }
+        let mut plan = StagePlan {
+            name: spec.name.clone(),
+            role: spec.role,
+            type_name: spec.type_name.clone(),
+            inputs,
+            output_topic: spec.output_topic(),
+            all_partitions: matches!(partitionings.get(&spec.name), Some(Partitioning::GlobalTables)),
+            progress: stage_progress,
+            runs,
+            repartition_by: None,
+        };
+        if let Some(key) = repartitioned.get(&spec.name) {
+            let name = format!("{}{REPARTITION_SUFFIX}", spec.name);
+            let repartition = StagePlan {
+                name: name.clone(),
+                role: Role::Operator,
+                type_name: "repartition".to_string(),
+                inputs: std::mem::take(&mut plan.inputs),
+                output_topic: Some(name.clone()),
+                all_partitions: false,
+                progress: Arc::new(StageProgress::default()),
+                runs: true,
+                repartition_by: Some(key.clone()),
+            };
+            plan.inputs = vec![(name, vec![repartition.progress.clone()])];
+            plans.push(repartition);
+        }
+        plans.push(plan);
+    }
+    warn_of_idle_topics(&plans, worker, &topic_partitions);
+    let lag_specs: Vec<LagSpec> = plans
+        .iter()
+        .map(|plan| LagSpec {
+            name: plan.name.clone(),
+            topics: plan.inputs.iter().map(|(topic, _)| topic.clone()).collect(),
+            all_partitions: plan.all_partitions,
+            progress: plan.progress.clone(),
+        })
+        .collect();
+
     let mut endpoints = Vec::new();
     let mut components = components;
     for (name, component) in std::mem::take(&mut components) {
         match component {
+            // A push source not run by this worker (see `Worker::runs_sources`) takes no pushes.
+            Component::PushSource(..) if !worker.runs_sources() => {}
             Component::PushSource(source, endpoint) => {
                 endpoints.push(endpoint);
                 components.insert(name, Component::Source(source));
@@ -278,23 +421,20 @@ pub async fn run(
     }
     let server = match &config.server {
         Some(server) => {
-            let stages: Vec<(String, &'static str, String, Arc<StageProgress>)> = config
-                .components
+            let stages: Vec<(String, &'static str, String, Arc<StageProgress>)> = plans
                 .iter()
-                .map(|c| (c.name.clone(), role_name(c.role), c.type_name.clone(), progress[c.name.as_str()].clone()))
+                .map(|p| (p.name.clone(), role_name(p.role), p.type_name.clone(), p.progress.clone()))
                 .collect();
             let render = Arc::new(move || metrics::render(&stages, stages::now_ms()));
             // Lag needs the log and the store: measured now and then, not on each scrape.
-            let (config, log, store, partitions) =
-                (config.clone(), log.clone(), store.clone(), topic_partitions.clone());
-            let progress = progress.iter().map(|(name, p)| (name.to_string(), p.clone())).collect::<Vec<_>>();
+            let (lag_specs, log, store, partitions) =
+                (lag_specs.clone(), log.clone(), store.clone(), topic_partitions.clone());
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 loop {
-                    for (name, p) in &progress {
-                        let Some(spec) = config.component(name) else { continue };
-                        if let Ok(lag) = stage_lag(&config, spec, log.as_ref(), &store, &partitions).await {
-                            p.lag.store(lag, Ordering::Relaxed);
+                    for spec in &lag_specs {
+                        if let Ok(lag) = stage_lag(spec, worker, log.as_ref(), &store, &partitions).await {
+                            spec.progress.lag.store(lag, Ordering::Relaxed);
                         }
                     }
                     tokio::select! {
@@ -321,31 +461,31 @@ pub async fn run(
         Arc::new(move |text: &str| crate::config::redact(text, &secrets));
 
     let mut tasks = tokio::task::JoinSet::new();
-    for spec in &config.components {
-        let Some(component) = components.remove(&spec.name) else { continue };
-        let inputs = spec
-            .inputs
-            .iter()
-            .map(|input| {
-                let topic = config.input_topic(input).expect("inputs were checked when the config was parsed");
-                let writers = match config.writer_of(input) {
-                    _ if input == DLQ_TOPIC => dlq_writers.clone(),
-                    Some(writer) => vec![progress[writer.name.as_str()].clone()],
-                    None => unreachable!("inputs were checked above"),
-                };
-                (topic, writers)
-            })
-            .collect();
-        let route = crate::components::route_filter(spec, config).map_err(|e| RunError::Config(e.to_string()))?;
+    for plan in &plans {
+        if !plan.runs {
+            continue;
+        }
+        let component = match &plan.repartition_by {
+            Some(key) => Component::Operator(Box::new(worker::Repartition::new(key.clone()))),
+            None => match components.remove(&plan.name) {
+                Some(component) => component,
+                None => continue,
+            },
+        };
+        let route = match config.component(&plan.name) {
+            Some(spec) => crate::components::route_filter(spec, config).map_err(|e| RunError::Config(e.to_string()))?,
+            None => None,
+        };
         let context = StageContext {
-            name: spec.name.clone(),
-            role: spec.role,
+            name: plan.name.clone(),
+            role: plan.role,
             log: log.clone(),
             store: store.clone(),
             topic_partitions: topic_partitions.clone(),
-            progress: progress[spec.name.as_str()].clone(),
-            inputs,
-            output_topic: spec.output_topic(),
+            progress: plan.progress.clone(),
+            inputs: plan.inputs.clone(),
+            all_partitions: plan.all_partitions,
+            output_topic: plan.output_topic.clone(),
             route: route.map(Arc::new),
             shutdown: shutdown.clone(),
             options,
@@ -375,13 +515,13 @@ pub async fn run(
     }
 
     let mut summaries = Vec::new();
-    for spec in &config.components {
-        let p = &progress[spec.name.as_str()];
-        let lag = stage_lag(config, spec, log.as_ref(), &store, &topic_partitions).await?;
+    for (plan, lag_spec) in plans.iter().zip(&lag_specs) {
+        let p = &plan.progress;
+        let lag = stage_lag(lag_spec, worker, log.as_ref(), &store, &topic_partitions).await?;
         summaries.push(StageSummary {
-            name: spec.name.clone(),
-            role: role_name(spec.role),
-            type_name: spec.type_name.clone(),
+            name: plan.name.clone(),
+            role: role_name(plan.role),
+            type_name: plan.type_name.clone(),
             records_in: p.records_in.load(Ordering::SeqCst),
             records_out: p.records_out.load(Ordering::SeqCst),
             dead_lettered: p.dead_lettered.load(Ordering::SeqCst),
@@ -393,20 +533,47 @@ pub async fn run(
     Ok(summaries)
 }
 
-/// Records on a stage's inputs it has not committed yet.
+/// Warns, once per topic, when this worker owns no partition of a topic one of its stages reads:
+/// there are more workers than partitions, and this worker stays idle on it.
+fn warn_of_idle_topics(plans: &[StagePlan], worker: Worker, topic_partitions: &BTreeMap<String, u32>) {
+    let mut warned = std::collections::BTreeSet::new();
+    for plan in plans.iter().filter(|plan| plan.runs && !plan.all_partitions) {
+        for (topic, _) in &plan.inputs {
+            let partitions = topic_partitions.get(topic).copied().unwrap_or(1);
+            if worker.partitions_of(partitions).next().is_none() && warned.insert(topic.clone()) {
+                tracing::warn!(
+                    topic = %topic, partitions, worker = %worker,
+                    "this worker owns no partition of the topic (more workers than partitions): \
+                     its stages stay idle on it; give the topic at least as many partitions as there are workers"
+                );
+            }
+        }
+    }
+}
+
+/// The partitions of `topic` a stage of this worker reads: its own, or all for global tables.
+pub(crate) fn read_partitions(worker: Worker, all_partitions: bool, partitions: u32) -> Vec<u32> {
+    if all_partitions {
+        (0..partitions).collect()
+    } else {
+        worker.partitions_of(partitions).collect()
+    }
+}
+
+/// Records on the partitions a stage reads that it has not committed yet.
 async fn stage_lag(
-    config: &PipelineConfig,
-    spec: &crate::config::ComponentSpec,
+    spec: &LagSpec,
+    worker: Worker,
     log: &dyn Log,
     store: &Store,
     topic_partitions: &BTreeMap<String, u32>,
 ) -> Result<u64, RunError> {
     let mut lag = 0;
-    for input in &spec.inputs {
-        let topic = config.input_topic(input).expect("inputs were checked when the config was parsed");
-        for partition in 0..topic_partitions.get(&topic).copied().unwrap_or(0) {
-            let end = log.offsets(&topic, partition).await?.end;
-            let committed = store.offset(&spec.name, &topic, partition)?.unwrap_or(0);
+    for topic in &spec.topics {
+        let partitions = topic_partitions.get(topic).copied().unwrap_or(0);
+        for partition in read_partitions(worker, spec.all_partitions, partitions) {
+            let end = log.offsets(topic, partition).await?.end;
+            let committed = store.offset(&spec.name, topic, partition)?.unwrap_or(0);
             lag += end.saturating_sub(committed);
         }
     }
@@ -424,5 +591,7 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod parallel_tests;
 #[cfg(test)]
 mod tests;

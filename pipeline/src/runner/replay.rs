@@ -10,8 +10,12 @@
 //! Records without a `weir-id`, or a replay that differs from what was appended before the
 //! crash (a non-deterministic component), are appended as they come, with a warning: nothing is
 //! ever dropped that was not already on the log.
+//!
+//! With several workers, other workers' stages append to the same output partitions, between
+//! and after this stage's records: the ids past the mark are then matched as a set, not in
+//! order (ids derive from the input, and workers read disjoint inputs, so they never collide).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use weir_schemas::Record;
 
@@ -28,12 +32,21 @@ const MAX_PENDING: u64 = 1_000_000;
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
     pending: BTreeMap<(String, u32), VecDeque<Vec<u8>>>,
+    /// Several workers write the output topics: the ids, with how often each occurs, matched as
+    /// a set (see the module) instead of `pending`.
+    unordered: Option<BTreeMap<(String, u32), IdCounts>>,
 }
+
+/// `weir-id` → how many records past the mark carry it.
+type IdCounts = HashMap<Vec<u8>, usize>;
 
 impl ReplayGuard {
     /// Reads what lies past the produced marks of the stage's output topics.
     pub async fn load(cx: &StageContext, topics: &[String]) -> Result<ReplayGuard, String> {
         let mut guard = ReplayGuard::default();
+        if cx.options.worker.count() > 1 {
+            guard.unordered = Some(BTreeMap::new());
+        }
         let has_committed_input = cx.inputs.iter().any(|(topic, _)| {
             (0..cx.partitions(topic)).any(|p| matches!(cx.store.offset(&cx.name, topic, p), Ok(Some(_))))
         });
@@ -57,7 +70,17 @@ impl ReplayGuard {
                 }
                 let ids = read_ids(cx, topic, partition, mark, end).await.map_err(|e| e.to_string())?;
                 tracing::info!(stage = %cx.name, topic = %topic, partition, records = ids.len(), "outputs of an uncommitted batch are on the log; their replay will not be appended again");
-                guard.pending.insert((topic.clone(), partition), ids);
+                match &mut guard.unordered {
+                    Some(sets) => {
+                        let set = sets.entry((topic.clone(), partition)).or_default();
+                        for id in ids {
+                            *set.entry(id).or_default() += 1;
+                        }
+                    }
+                    None => {
+                        guard.pending.insert((topic.clone(), partition), ids);
+                    }
+                }
             }
         }
         Ok(guard)
@@ -65,6 +88,18 @@ impl ReplayGuard {
 
     /// Drops the records that are already on the log (in order, by `weir-id`).
     pub fn filter(&mut self, cx: &StageContext, topic: &str, partition: u32, records: Vec<Record>) -> Vec<Record> {
+        if let Some(sets) = &mut self.unordered {
+            let Some(set) = sets.get_mut(&(topic.to_string(), partition)) else { return records };
+            let mut kept = Vec::with_capacity(records.len());
+            for record in records {
+                let seen = record.header(ID_HEADER).and_then(|id| set.get_mut(id));
+                match seen {
+                    Some(count) if *count > 0 => *count -= 1,
+                    _ => kept.push(record),
+                }
+            }
+            return kept;
+        }
         let Some(pending) = self.pending.get_mut(&(topic.to_string(), partition)) else { return records };
         let mut kept = Vec::with_capacity(records.len());
         for record in records {

@@ -233,15 +233,20 @@ struct InputPosition {
     topic: String,
     partition: u32,
     next: u64,
+    /// This worker processes the partition; else (global tables) its records only update the
+    /// operator's tables.
+    owned: bool,
 }
 
-/// The committed positions of a consuming stage on every input partition. A committed offset
-/// beyond the end of the log means log data was lost (an OS crash with `fsync = "never"`): the
-/// stage refuses to start rather than silently skip what is appended next.
+/// The committed positions of a consuming stage on every input partition it reads: those its
+/// worker owns, or all of them for an operator with global tables. A committed offset beyond
+/// the end of the log means log data was lost (an OS crash with `fsync = "never"`): the stage
+/// refuses to start rather than silently skip what is appended next.
 async fn input_positions(cx: &StageContext) -> Result<Vec<InputPosition>, String> {
+    let worker = cx.options.worker;
     let mut positions = Vec::new();
     for (topic, _) in &cx.inputs {
-        for partition in 0..cx.partitions(topic) {
+        for partition in super::read_partitions(worker, cx.all_partitions, cx.partitions(topic)) {
             let next = cx.store.offset(&cx.name, topic, partition).map_err(|e| e.to_string())?.unwrap_or(0);
             let end = cx.log.offsets(topic, partition).await.map_err(|e| e.to_string())?.end;
             if next > end {
@@ -250,7 +255,7 @@ async fn input_positions(cx: &StageContext) -> Result<Vec<InputPosition>, String
                      log data this stage already consumed is gone"
                 ));
             }
-            positions.push(InputPosition { topic: topic.clone(), partition, next });
+            positions.push(InputPosition { topic: topic.clone(), partition, next, owned: worker.owns(partition) });
         }
     }
     Ok(positions)
@@ -327,6 +332,8 @@ fn commit_batch(
 }
 
 /// Runs an operator: read, process, append outputs and dead letters, commit state and offsets.
+/// The records of a partition another worker owns (read only by an operator with global tables)
+/// go to [`Operator::apply_context`] instead: they update its tables and emit nothing.
 pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Operator>) {
     let mut positions = match input_positions(&cx).await {
         Ok(positions) => positions,
@@ -357,9 +364,15 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
         let mut outputs = Vec::new();
         let mut side_outputs: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         let mut letters = Vec::new();
+        let owned = positions[at].owned;
         for input in &batch {
             out.clear();
-            match operator.process(input, &mut state, &mut out) {
+            let processed = if owned {
+                operator.process(input, &mut state, &mut out)
+            } else {
+                operator.apply_context(input, &mut state)
+            };
+            match processed {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::Retryable => {
                     // Nothing of this batch is committed: drop it, bring the operator's memory
@@ -415,8 +428,10 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
             return cx.fail(e.to_string());
         }
         // The outputs must be on disk before the offsets that say they were produced.
-        if let Err(e) = cx.log.flush().await {
-            return cx.fail(e.to_string());
+        if owned {
+            if let Err(e) = cx.log.flush().await {
+                return cx.fail(e.to_string());
+            }
         }
         let checkpoint = Checkpoint { state: state.changes, produced, ..Default::default() };
         if let Err(e) = commit_batch(&cx, &mut positions[at], &batch, checkpoint) {

@@ -97,7 +97,7 @@ async fn run_pipeline(dir: &Path, operator: PassThrough, sink: Picky) -> Vec<Sta
     let log = EmbeddedLog::open(dir, EmbeddedConfig::default()).unwrap();
     let store = Store::open(dir).unwrap();
     let (_stop, shutdown) = watch::channel(false);
-    let options = RunOptions { until_idle: true };
+    let options = RunOptions { until_idle: true, ..RunOptions::default() };
     run(&config, components, Arc::new(log), Arc::new(store), options, shutdown).await.unwrap()
 }
 

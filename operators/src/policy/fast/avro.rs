@@ -1,0 +1,371 @@
+//! Schema-aware partial Avro decoding: reads a datum straight from its bytes, keeping only the
+//! fields a [`FieldTree`] names and skipping the rest by schema.
+//!
+//! Skipped values are still checked as thoroughly as apache-avro checks them (varint length,
+//! booleans, UTF-8 strings and map keys, enum and union indices, lengths within the input), and
+//! the datum must use exactly the bytes there are, so bytes this reader accepts are bytes the
+//! generic decoder accepts too. Anything it cannot read (an unsupported logical type, bad bytes)
+//! is a [`Malformed`], and the caller falls back to the generic path, which names the reason.
+
+use std::collections::{BTreeMap, HashMap};
+
+use apache_avro::schema::{Name, Schema};
+
+/// Which fields of a record tree to keep: a field is kept when the tree names it, or when the
+/// tree is `whole`. Arrays and unions pass the tree on to their items; maps are always whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldTree {
+    /// Keep every field below.
+    pub whole: bool,
+    /// The fields to keep, each with what to keep inside it.
+    pub children: BTreeMap<String, FieldTree>,
+}
+
+impl FieldTree {
+    /// Adds a path of field names; `whole` keeps everything below its end.
+    pub fn insert(&mut self, path: &[&str], whole: bool) {
+        let mut node = self;
+        for name in path {
+            node = node.children.entry((*name).to_string()).or_default();
+        }
+        node.whole |= whole;
+    }
+
+    fn child(&self, name: &str) -> Option<&FieldTree> {
+        self.children.get(name)
+    }
+}
+
+/// A decoded value. Records hold only their kept fields, in schema order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node<'a> {
+    /// `null`.
+    Null,
+    /// `boolean`.
+    Bool(bool),
+    /// `int`, `long` and the date, time and timestamp logical types.
+    Int(i64),
+    /// `float` and `double`.
+    Double(f64),
+    /// `bytes` and `fixed` (the generic decoder shows UTF-8 bytes as a string).
+    Bytes(&'a [u8]),
+    /// `string` and enum symbols.
+    Str(&'a str),
+    /// `array`.
+    List(Vec<Node<'a>>),
+    /// `map`, entries in the order written.
+    Map(Vec<(&'a str, Node<'a>)>),
+    /// `record`: the kept fields.
+    Record(Vec<(&'a str, Node<'a>)>),
+}
+
+impl<'a> Node<'a> {
+    /// The kept field or map entry `name`.
+    pub fn get(&self, name: &str) -> Option<&Node<'a>> {
+        match self {
+            // Comparing lengths and first bytes first spares most calls to memcmp.
+            Node::Record(fields) | Node::Map(fields) => fields
+                .iter()
+                .find(|(k, _)| k.len() == name.len() && k.as_bytes().first() == name.as_bytes().first() && *k == name)
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The value as text, when it is a string (or UTF-8 bytes, which JSON shows as one).
+    pub fn as_str(&self) -> Option<&'a str> {
+        match *self {
+            Node::Str(s) => Some(s),
+            Node::Bytes(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// The bytes were not a datum of the schema (or used something this reader does not support).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+/// A reader for one schema and field tree, built once and used for every datum.
+#[derive(Debug)]
+pub enum Reader<'s> {
+    /// `null`.
+    Null,
+    /// `boolean`.
+    Bool,
+    /// `int` and `date`, `time-millis`.
+    Int,
+    /// `long` and the other time logical types.
+    Long,
+    /// `float`.
+    Float,
+    /// `double`.
+    Double,
+    /// `bytes`.
+    Bytes,
+    /// `string`.
+    Str,
+    /// An enum's symbols.
+    Enum(&'s [String]),
+    /// A fixed of this size.
+    Fixed(usize),
+    /// A union's variants.
+    Union(Vec<Reader<'s>>),
+    /// An array's items.
+    Array(Box<Reader<'s>>),
+    /// A map's values.
+    Map(Box<Reader<'s>>),
+    /// A record's fields (name, kept or not, reader) and how many are kept.
+    Record(Vec<(&'s str, bool, Reader<'s>)>, usize),
+}
+
+impl<'s> Reader<'s> {
+    /// A reader of `schema` (self-contained: named types defined before they are referenced)
+    /// keeping what `tree` names; `None` when the schema uses a type this reader does not handle.
+    pub fn new(schema: &'s Schema, tree: &FieldTree) -> Option<Reader<'s>> {
+        build(schema, Some(tree), &mut HashMap::new())
+    }
+
+    /// Reads one datum that must span all of `bytes`.
+    pub fn read_all<'a>(&self, bytes: &'a [u8]) -> Result<Node<'a>, Malformed>
+    where
+        's: 'a,
+    {
+        let mut input = Cursor { bytes, pos: 0 };
+        let node = self.read(&mut input)?;
+        if input.pos == bytes.len() {
+            Ok(node)
+        } else {
+            Err(Malformed)
+        }
+    }
+
+    fn read<'a>(&self, input: &mut Cursor<'a>) -> Result<Node<'a>, Malformed>
+    where
+        's: 'a,
+    {
+        Ok(match self {
+            Reader::Null => Node::Null,
+            Reader::Bool => Node::Bool(input.bool()?),
+            Reader::Int => Node::Int(input.int()?),
+            Reader::Long => Node::Int(input.long()?),
+            Reader::Float => Node::Double(f64::from(f32::from_le_bytes(input.array()?))),
+            Reader::Double => Node::Double(f64::from_le_bytes(input.array()?)),
+            Reader::Bytes => Node::Bytes(input.bytes()?),
+            Reader::Str => Node::Str(input.str()?),
+            Reader::Enum(symbols) => Node::Str(symbols.get(input.index()?).ok_or(Malformed)?),
+            Reader::Fixed(size) => Node::Bytes(input.take(*size)?),
+            Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.read(input)?,
+            Reader::Array(items) => {
+                let mut out = Vec::new();
+                input.blocks(|input| {
+                    out.push(items.read(input)?);
+                    Ok(())
+                })?;
+                Node::List(out)
+            }
+            Reader::Map(values) => {
+                let mut out = Vec::new();
+                input.blocks(|input| {
+                    let key = input.str()?;
+                    out.push((key, values.read(input)?));
+                    Ok(())
+                })?;
+                Node::Map(out)
+            }
+            Reader::Record(fields, kept) => {
+                let mut out = Vec::with_capacity(*kept);
+                for (name, keep, reader) in fields {
+                    if *keep {
+                        out.push((*name, reader.read(input)?));
+                    } else {
+                        reader.skip(input)?;
+                    }
+                }
+                Node::Record(out)
+            }
+        })
+    }
+
+    fn skip(&self, input: &mut Cursor<'_>) -> Result<(), Malformed> {
+        match self {
+            Reader::Null => {}
+            Reader::Bool => {
+                input.bool()?;
+            }
+            Reader::Int => {
+                input.int()?;
+            }
+            Reader::Long => {
+                input.long()?;
+            }
+            Reader::Float => {
+                input.take(4)?;
+            }
+            Reader::Double => {
+                input.take(8)?;
+            }
+            Reader::Bytes => {
+                input.bytes()?;
+            }
+            Reader::Str => {
+                input.str()?;
+            }
+            Reader::Enum(symbols) => {
+                if input.index()? >= symbols.len() {
+                    return Err(Malformed);
+                }
+            }
+            Reader::Fixed(size) => {
+                input.take(*size)?;
+            }
+            Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.skip(input)?,
+            Reader::Array(items) => input.blocks(|input| items.skip(input))?,
+            Reader::Map(values) => input.blocks(|input| {
+                input.str()?;
+                values.skip(input)
+            })?,
+            Reader::Record(fields, _) => {
+                for (_, _, reader) in fields {
+                    reader.skip(input)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn build<'s>(
+    schema: &'s Schema,
+    tree: Option<&FieldTree>,
+    names: &mut HashMap<&'s Name, &'s Schema>,
+) -> Option<Reader<'s>> {
+    Some(match schema {
+        Schema::Null => Reader::Null,
+        Schema::Boolean => Reader::Bool,
+        Schema::Int | Schema::Date | Schema::TimeMillis => Reader::Int,
+        Schema::Long
+        | Schema::TimeMicros
+        | Schema::TimestampMillis
+        | Schema::TimestampMicros
+        | Schema::TimestampNanos
+        | Schema::LocalTimestampMillis
+        | Schema::LocalTimestampMicros
+        | Schema::LocalTimestampNanos => Reader::Long,
+        Schema::Float => Reader::Float,
+        Schema::Double => Reader::Double,
+        Schema::Bytes => Reader::Bytes,
+        Schema::String => Reader::Str,
+        Schema::Enum(e) => {
+            names.insert(&e.name, schema);
+            Reader::Enum(&e.symbols)
+        }
+        Schema::Fixed(f) => {
+            names.insert(&f.name, schema);
+            Reader::Fixed(f.size)
+        }
+        Schema::Union(union) => {
+            Reader::Union(union.variants().iter().map(|v| build(v, tree, names)).collect::<Option<Vec<_>>>()?)
+        }
+        Schema::Array(array) => Reader::Array(Box::new(build(&array.items, tree, names)?)),
+        Schema::Map(map) => Reader::Map(Box::new(build(&map.types, Some(&WHOLE), names)?)),
+        Schema::Record(record) => {
+            names.insert(&record.name, schema);
+            let mut fields = Vec::with_capacity(record.fields.len());
+            for field in &record.fields {
+                let child = tree.and_then(|t| if t.whole { Some(&WHOLE) } else { t.child(&field.name) });
+                fields.push((field.name.as_str(), child.is_some(), build(&field.schema, child, names)?));
+            }
+            let kept = fields.iter().filter(|f| f.1).count();
+            Reader::Record(fields, kept)
+        }
+        Schema::Ref { name } => {
+            let definition = *names.get(name)?;
+            return build(definition, tree, names);
+        }
+        Schema::Decimal(_) | Schema::BigDecimal | Schema::Uuid(_) | Schema::Duration(_) => return None,
+    })
+}
+
+static WHOLE: FieldTree = FieldTree { whole: true, children: BTreeMap::new() };
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or(Malformed)?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
+        self.take(N)?.try_into().map_err(|_| Malformed)
+    }
+
+    /// A zig-zag varint of at most 10 bytes, as apache-avro reads it.
+    fn long(&mut self) -> Result<i64, Malformed> {
+        let mut value = 0u64;
+        for j in 0..10 {
+            let byte = *self.bytes.get(self.pos).ok_or(Malformed)?;
+            self.pos += 1;
+            value |= u64::from(byte & 0x7F) << (j * 7);
+            if byte & 0x80 == 0 {
+                return Ok(if value & 1 == 0 { (value >> 1) as i64 } else { !(value >> 1) as i64 });
+            }
+        }
+        Err(Malformed)
+    }
+
+    fn int(&mut self) -> Result<i64, Malformed> {
+        let value = self.long()?;
+        i32::try_from(value).map(i64::from).map_err(|_| Malformed)
+    }
+
+    fn index(&mut self) -> Result<usize, Malformed> {
+        usize::try_from(self.long()?).map_err(|_| Malformed)
+    }
+
+    fn bool(&mut self) -> Result<bool, Malformed> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Malformed),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let len = usize::try_from(self.long()?).map_err(|_| Malformed)?;
+        self.take(len)
+    }
+
+    fn str(&mut self) -> Result<&'a str, Malformed> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Malformed)
+    }
+
+    /// Array or map blocks: a count (negative: followed by the block's size in bytes), the
+    /// items, until a zero count.
+    fn blocks(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), Malformed>) -> Result<(), Malformed> {
+        loop {
+            let count = self.long()?;
+            if count == 0 {
+                return Ok(());
+            }
+            if count < 0 {
+                self.long()?;
+            }
+            // Every item but a null takes a byte; more items than bytes left is refused here
+            // (stricter than needed, so the generic decoder decides).
+            let count = count.unsigned_abs();
+            if count > (self.bytes.len() - self.pos) as u64 {
+                return Err(Malformed);
+            }
+            for _ in 0..count {
+                item(self)?;
+            }
+        }
+    }
+}
