@@ -7,8 +7,8 @@
 //!
 //! - offsets within a partition are dense and start at 0; [`Log::append`] returns the offsets it
 //!   gave the batch and returns only once the batch is durable under the configured fsync policy
-//!   (embedded) or acknowledged by the partition's leader (Fluvio, where a retried produce can
-//!   leave a batch twice: appends there are at-least-once);
+//!   (embedded) or acknowledged by the partition's leader (Fluvio, where a produce whose answer
+//!   was lost is looked for on the partition before it is sent again);
 //! - [`Log::read`] returns records in offset order, never skips one and never returns one twice;
 //! - [`Log::offset_for_time`] finds the first record whose event time is at or after a timestamp.
 //!

@@ -12,10 +12,11 @@
 //!   replicas (`ReadCommitted`); durability on each SPU is that SPU's storage setting, not
 //!   Weir's `fsync`. A produce that fails (e.g. "not the leader for the partition" while an SPU
 //!   is loading its partitions after a restart) is retried with backoff from the first record
-//!   that was not acknowledged. A failure after the SPU wrote a batch but before it answered can
-//!   leave that batch twice on the topic: appends are at-least-once. Stages drop such replays
-//!   by the records' deterministic `weir-id`s; operator state and input offsets stay exactly-once
-//!   because they are committed together in Weir's own store, not in Fluvio.
+//!   that was not acknowledged. A failure after the SPU wrote records but before it answered
+//!   would leave them twice: so before sending again, the partition is read from where they
+//!   could have landed and the records found there (equal, in order: see [`landed`]) count as
+//!   written. Operator state and input offsets stay exactly-once because they are committed
+//!   together in Weir's own store, not in Fluvio.
 //! - **Records** are stored as described in [`codec`]: the key as the Fluvio key, event time and
 //!   headers in front of the payload.
 //! - **Topic names.** Fluvio takes only `[a-z0-9-]`, at most 63 characters, so Weir names are
@@ -91,6 +92,9 @@ struct Inner {
     spu_connections: Mutex<HashMap<i32, SpuConnection>>,
     /// What the offset guards of [`Log::read`] corrected so far (`opens` is not counted here).
     corrections: StdMutex<GuardStats>,
+    /// Per partition, the offset after this client's last acknowledged append: where the next
+    /// append's records can land at the earliest (another writer may have appended since).
+    append_ends: StdMutex<HashMap<(String, u32), u64>>,
 }
 
 /// An open connection to an SPU.
@@ -253,6 +257,7 @@ impl FluvioLog {
                 leaders: StdMutex::new(HashMap::new()),
                 spu_connections: Mutex::new(HashMap::new()),
                 corrections: StdMutex::new(GuardStats::default()),
+                append_ends: StdMutex::new(HashMap::new()),
             }),
         })
     }
@@ -385,6 +390,29 @@ impl FluvioLog {
             }
         }
         Self::wait_all(producer, outputs).await
+    }
+
+    /// The offsets of the records of `pending` (in order, a prefix of it) that the partition
+    /// holds from `from` on: written by a produce whose answer was lost.
+    async fn landed_since(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        pending: &[Record],
+    ) -> Result<Vec<u64>, LogError> {
+        let end = self.offsets(topic, partition).await?.end;
+        let mut tail = Vec::new();
+        let mut next = from;
+        while next < end {
+            let batch = self.read(topic, partition, next, 10_000).await?;
+            if batch.records.is_empty() {
+                break;
+            }
+            next = batch.next_offset;
+            tail.extend(batch.records);
+        }
+        Ok(landed(pending, &tail))
     }
 
     async fn wait_all(producer: &TopicProducerPool, outputs: Vec<fluvio::ProduceOutput>) -> (Vec<u64>, Option<String>) {
@@ -597,13 +625,46 @@ impl Log for FluvioLog {
         let name = self.check_partition(topic, partition).await?;
         let batch: Vec<(Option<Vec<u8>>, Vec<u8>)> =
             records.iter().map(|r| (r.key.clone(), codec::encode_value(r))).collect();
+        let key = (topic.to_string(), partition);
+        let known_end = self.inner.append_ends.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
+        // Where this batch can land at the earliest, to look for records written without an
+        // answer; asked once per partition, then known from the previous append.
+        let start = match known_end {
+            Some(end) => end,
+            None => self.offsets(topic, partition).await?.end,
+        };
         let mut offsets: Vec<u64> = Vec::with_capacity(batch.len());
         let mut backoff = retry_backoff();
+        // Set after a failed produce: look from there for records that landed unacknowledged.
+        let mut look_from: Option<u64> = None;
         loop {
-            let producer = self.producer(topic, &name, partition).await?;
-            let (acked, failure) = Self::send(&producer, &batch[offsets.len()..]).await;
-            offsets.extend(acked);
-            let Some(failure) = failure else { break };
+            let failure = match look_from {
+                Some(from) => match self.landed_since(topic, partition, from, &records[offsets.len()..]).await {
+                    Ok(landed) => {
+                        if !landed.is_empty() {
+                            tracing::warn!(
+                                topic = %name, partition, records = landed.len(),
+                                "records of a failed produce were written after all; they are not sent again"
+                            );
+                        }
+                        offsets.extend(landed);
+                        look_from = None;
+                        if offsets.len() == batch.len() {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(e) => e.to_string(),
+                },
+                None => {
+                    let producer = self.producer(topic, &name, partition).await?;
+                    let (acked, failure) = Self::send(&producer, &batch[offsets.len()..]).await;
+                    offsets.extend(acked);
+                    let Some(failure) = failure else { break };
+                    look_from = Some(offsets.last().map_or(start, |last| last + 1));
+                    failure
+                }
+            };
             // A producer that failed keeps its error; start the rest on a new one, which also
             // looks the leader up again.
             self.inner.producers.lock().await.remove(&(topic.to_string(), partition));
@@ -624,6 +685,9 @@ impl Log for FluvioLog {
             tokio::time::sleep(delay).await;
         }
         let (base_offset, last_offset) = (offsets[0], offsets[offsets.len() - 1]);
+        let ends = &mut self.inner.append_ends.lock().unwrap_or_else(|p| p.into_inner());
+        let end = ends.entry(key).or_insert(0);
+        *end = (*end).max(last_offset + 1);
         if last_offset - base_offset + 1 != offsets.len() as u64 {
             tracing::warn!(
                 topic = %name, partition, base_offset, last_offset, records = offsets.len(),
@@ -767,6 +831,22 @@ impl Log for FluvioLog {
         // Appends return only once acknowledged, so nothing is pending.
         Ok(())
     }
+}
+
+/// Which of `pending` (records a failed produce did not get acknowledged, in order) are in
+/// `tail` (the partition's records from where they could have landed): the longest prefix of
+/// `pending` found in order, with their offsets. Records of other writers may be interleaved;
+/// an equal record is the same record (records carry their `weir-id`).
+fn landed(pending: &[Record], tail: &[StoredRecord]) -> Vec<u64> {
+    let mut found = Vec::new();
+    for stored in tail {
+        match pending.get(found.len()) {
+            Some(next) if stored.record == *next => found.push(stored.offset),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    found
 }
 
 #[cfg(test)]

@@ -123,3 +123,24 @@ proptest::proptest! {
         }
     }
 }
+
+fn stored(offset: u64, record: &Record) -> StoredRecord {
+    StoredRecord { topic: "t".into(), partition: 0, offset, record: record.clone() }
+}
+
+#[test]
+fn records_a_lost_answer_left_on_the_partition_are_found_in_order_among_other_writers() {
+    let ours: Vec<Record> =
+        (0..4).map(|i| Record::new(i, vec![i as u8]).with_header("weir-id", format!("a/{i}"))).collect();
+    let theirs = Record::new(9, b"other writer".to_vec());
+    // Ours 0 and 1 landed (answer lost), with another writer's record between them.
+    let tail = vec![stored(10, &theirs), stored(11, &ours[0]), stored(12, &theirs), stored(13, &ours[1])];
+    assert_eq!(landed(&ours, &tail), vec![11, 13]);
+    // Nothing of ours landed.
+    assert_eq!(landed(&ours, &[stored(10, &theirs)]), Vec::<u64>::new());
+    // A later record without the earlier ones is not a prefix: it is not taken.
+    assert_eq!(landed(&ours, &[stored(10, &ours[2])]), Vec::<u64>::new());
+    // All of them.
+    let all: Vec<StoredRecord> = ours.iter().enumerate().map(|(i, r)| stored(20 + i as u64, r)).collect();
+    assert_eq!(landed(&ours, &all), vec![20, 21, 22, 23]);
+}
