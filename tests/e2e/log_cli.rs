@@ -82,3 +82,20 @@ fn user_errors_are_one_clear_line() {
         assert_eq!(stderr(&output).lines().count(), 1, "{args:?}: {}", stderr(&output));
     }
 }
+
+#[test]
+fn an_unreachable_fluvio_cluster_is_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    for command in [["topics", ""], ["consume", "alerts"]] {
+        let mut args = vec!["log", "--fluvio", &endpoint, command[0]];
+        args.extend(command[1..].iter().filter(|a| !a.is_empty()));
+        let output = run(weir(dir.path()).args(&args).stdin(Stdio::null()));
+        assert_user_error(&output);
+        let stderr = stderr(&output);
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("log cluster at {endpoint}")), "{stderr}");
+    }
+}

@@ -1,4 +1,5 @@
-//! `weir log topics | produce | consume`.
+//! `weir log topics | produce | consume`, on the embedded log in the data directory or, with
+//! `--fluvio ENDPOINT`, on a Fluvio cluster.
 
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -12,10 +13,23 @@ use weir_schemas::Record;
 
 use crate::config::DLQ_TOPIC;
 use crate::log::embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use crate::log::fluvio::{FluvioConfig, FluvioLog};
 use crate::log::Log;
 
 /// Records per append when producing from standard input.
 const PRODUCE_BATCH: usize = 1000;
+
+/// `weir log [--fluvio ENDPOINT] ...`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Use the topics of the Fluvio cluster whose SC is at this address (e.g. 127.0.0.1:9003)
+    /// instead of the embedded log in the data directory.
+    #[arg(long, global = true, value_name = "ENDPOINT")]
+    pub fluvio: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: LogCommand,
+}
 
 /// `weir log ...`.
 #[derive(Debug, Subcommand)]
@@ -101,53 +115,86 @@ pub enum Format {
     Raw,
 }
 
+/// Where the log is: a data directory's embedded log, or a Fluvio cluster.
+enum Location<'a> {
+    Embedded(&'a Path),
+    Fluvio(&'a str),
+}
+
+impl Location<'_> {
+    /// Opens the log; `writable` opens the embedded log for appends (else read-only, so a
+    /// running pipeline can be inspected).
+    async fn open(&self, writable: Option<EmbeddedConfig>) -> anyhow::Result<Box<dyn Log>> {
+        Ok(match (self, writable) {
+            (Location::Embedded(dir), Some(config)) => Box::new(EmbeddedLog::open(dir, config)?),
+            (Location::Embedded(dir), None) => Box::new(EmbeddedLog::open_read_only(dir)?),
+            (Location::Fluvio(endpoint), _) => Box::new(FluvioLog::connect(&FluvioConfig::new(*endpoint)).await?),
+        })
+    }
+}
+
+impl std::fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Embedded(dir) => write!(f, "{}", dir.display()),
+            Location::Fluvio(endpoint) => write!(f, "the Fluvio cluster at {endpoint}"),
+        }
+    }
+}
+
 /// Runs a log command.
-pub fn run(command: &LogCommand, data_dir: &Path) -> anyhow::Result<()> {
-    match command {
-        LogCommand::Topics => topics(data_dir),
-        LogCommand::Produce(args) => produce(args, data_dir),
-        LogCommand::Consume(args) => consume(args, data_dir),
+pub fn run(args: &LogArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let location = match &args.fluvio {
+        Some(endpoint) => Location::Fluvio(endpoint),
+        None => Location::Embedded(data_dir),
+    };
+    let runtime = runtime()?;
+    match &args.command {
+        LogCommand::Topics => runtime.block_on(topics(&location)),
+        LogCommand::Produce(args) => runtime.block_on(produce(args, &location)),
+        LogCommand::Consume(args) => runtime.block_on(consume(args, &location)),
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("starting the runtime")
 }
 
-fn topics(data_dir: &Path) -> anyhow::Result<()> {
-    let log = EmbeddedLog::open_read_only(data_dir)?;
-    runtime()?.block_on(async {
-        let topics = log.topics().await?;
-        if topics.is_empty() {
-            println!("no topics in {}", data_dir.display());
-            return Ok(());
+async fn topics(location: &Location<'_>) -> anyhow::Result<()> {
+    let log = location.open(None).await?;
+    let topics = log.topics().await?;
+    let mut stdout = std::io::stdout().lock();
+    if topics.is_empty() {
+        let _ = writeln!(stdout, "no topics in {location}");
+        return Ok(());
+    }
+    let mut lines = vec![format!("{:<28} {:>9} {:>12} {:>12} {:>12}", "topic", "partition", "start", "end", "records")];
+    for topic in topics {
+        for partition in 0..topic.partitions {
+            let offsets = log.offsets(&topic.name, partition).await?;
+            let records = offsets.end - offsets.start;
+            lines.push(format!(
+                "{:<28} {:>9} {:>12} {:>12} {:>12}",
+                topic.name, partition, offsets.start, offsets.end, records
+            ));
         }
-        println!("{:<28} {:>9} {:>12} {:>12} {:>12}", "topic", "partition", "start", "end", "records");
-        for topic in topics {
-            for partition in 0..topic.partitions {
-                let offsets = log.offsets(&topic.name, partition).await?;
-                println!(
-                    "{:<28} {:>9} {:>12} {:>12} {:>12}",
-                    topic.name,
-                    partition,
-                    offsets.start,
-                    offsets.end,
-                    offsets.end - offsets.start
-                );
-            }
+    }
+    for line in lines {
+        if writeln!(stdout, "{line}").is_err() {
+            break; // the reader went away (e.g. `| head`)
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-fn produce(args: &ProduceArgs, data_dir: &Path) -> anyhow::Result<()> {
+async fn produce(args: &ProduceArgs, location: &Location<'_>) -> anyhow::Result<()> {
     let config = EmbeddedConfig { fsync: args.fsync.into(), ..EmbeddedConfig::default() };
-    let log = EmbeddedLog::open(data_dir, config)?;
-    let info = log.ensure_topic_blocking(&args.topic, args.partitions)?;
+    let log = location.open(Some(config)).await?;
+    let info = log.ensure_topic(&args.topic, args.partitions).await?;
     if args.partition >= info.partitions {
         bail!("topic `{}` has {} partition(s); there is no partition {}", args.topic, info.partitions, args.partition);
     }
@@ -186,18 +233,18 @@ fn produce(args: &ProduceArgs, data_dir: &Path) -> anyhow::Result<()> {
             break;
         }
         if !letters.is_empty() {
-            log.ensure_topic_blocking(DLQ_TOPIC, 1)?;
+            log.ensure_topic(DLQ_TOPIC, 1).await?;
             rejected += letters.len() as u64;
-            log.append_blocking(DLQ_TOPIC, 0, &letters)?;
+            log.append(DLQ_TOPIC, 0, &letters).await?;
         }
         if !batch.is_empty() {
-            let ack = log.append_blocking(&args.topic, args.partition, &batch)?;
+            let ack = log.append(&args.topic, args.partition, &batch).await?;
             writeln!(stdout, "durable {}", ack.last_offset)
                 .and_then(|()| stdout.flush())
                 .context("writing to standard output")?;
         }
     }
-    log.flush_blocking()?;
+    log.flush().await?;
     if rejected > 0 {
         bail!("{rejected} line(s) were not valid JSON and went to the `{DLQ_TOPIC}` topic");
     }
@@ -249,48 +296,46 @@ async fn resolve(log: &dyn Log, topic: &str, partition: u32, position: &Position
     })
 }
 
-fn consume(args: &ConsumeArgs, data_dir: &Path) -> anyhow::Result<()> {
+async fn consume(args: &ConsumeArgs, location: &Location<'_>) -> anyhow::Result<()> {
     let from = parse_position(&args.from, "--from")?;
     let to = args.to.as_deref().map(|t| parse_position(t, "--to")).transpose()?;
-    let log = EmbeddedLog::open_read_only(data_dir)?;
-    runtime()?.block_on(async {
-        let Some(topic) = log.topic(&args.topic).await? else {
-            bail!("topic `{}` does not exist in {}", args.topic, data_dir.display());
+    let log = location.open(None).await?;
+    let Some(topic) = log.topic(&args.topic).await? else {
+        bail!("topic `{}` does not exist in {location}", args.topic);
+    };
+    let partitions: Vec<u32> = match args.partition {
+        Some(p) if p < topic.partitions => vec![p],
+        Some(p) => bail!("topic `{}` has {} partition(s); there is no partition {p}", args.topic, topic.partitions),
+        None => (0..topic.partitions).collect(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut printed = 0u64;
+    let limit = args.count.unwrap_or(u64::MAX);
+    for partition in partitions {
+        let offsets = log.offsets(&args.topic, partition).await?;
+        let mut next = resolve(log.as_ref(), &args.topic, partition, &from).await?.max(offsets.start);
+        let end = match &to {
+            Some(to) => resolve(log.as_ref(), &args.topic, partition, to).await?.min(offsets.end),
+            None => offsets.end,
         };
-        let partitions: Vec<u32> = match args.partition {
-            Some(p) if p < topic.partitions => vec![p],
-            Some(p) => bail!("topic `{}` has {} partition(s); there is no partition {p}", args.topic, topic.partitions),
-            None => (0..topic.partitions).collect(),
-        };
-        let mut stdout = std::io::stdout().lock();
-        let mut printed = 0u64;
-        let limit = args.count.unwrap_or(u64::MAX);
-        for partition in partitions {
-            let offsets = log.offsets(&args.topic, partition).await?;
-            let mut next = resolve(&log, &args.topic, partition, &from).await?.max(offsets.start);
-            let end = match &to {
-                Some(to) => resolve(&log, &args.topic, partition, to).await?.min(offsets.end),
-                None => offsets.end,
-            };
-            while next < end && printed < limit {
-                let want = (end - next).min(limit - printed).min(1000) as usize;
-                let batch = log.read(&args.topic, partition, next, want).await?;
-                if batch.records.is_empty() {
-                    break;
-                }
-                for record in &batch.records {
-                    let line = match args.format {
-                        Format::Json => weir_sinks::encoding::record_to_json(record).to_string(),
-                        Format::Raw => base64::engine::general_purpose::STANDARD.encode(&record.record.value),
-                    };
-                    if writeln!(stdout, "{line}").is_err() {
-                        return Ok(()); // the reader went away (e.g. `| head`)
-                    }
-                }
-                printed += batch.records.len() as u64;
-                next = batch.next_offset;
+        while next < end && printed < limit {
+            let want = (end - next).min(limit - printed).min(1000) as usize;
+            let batch = log.read(&args.topic, partition, next, want).await?;
+            if batch.records.is_empty() {
+                break;
             }
+            for record in &batch.records {
+                let line = match args.format {
+                    Format::Json => weir_sinks::encoding::record_to_json(record).to_string(),
+                    Format::Raw => base64::engine::general_purpose::STANDARD.encode(&record.record.value),
+                };
+                if writeln!(stdout, "{line}").is_err() {
+                    return Ok(()); // the reader went away (e.g. `| head`)
+                }
+            }
+            printed += batch.records.len() as u64;
+            next = batch.next_offset;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }

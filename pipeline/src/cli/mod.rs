@@ -31,9 +31,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check a pipeline config and report every error with file, line and key.
     Validate(run::ValidateArgs),
-    /// Inspect and use the log.
-    #[command(subcommand)]
-    Log(log::LogCommand),
+    /// Inspect and use the log (the embedded one, or a Fluvio cluster's with --fluvio).
+    Log(log::LogArgs),
     /// Test policy rules.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
