@@ -97,16 +97,10 @@ impl<'a> Activation<'a> {
             }
         }
         if let Some(event) = self.event() {
-            const PATHS: [&[&str]; 6] = [
-                &["actor", "user", "uid"],
-                &["actor", "user", "name"],
-                &["actor", "uid"],
-                &["actor", "name"],
-                &["user", "uid"],
-                &["user", "name"],
-            ];
             let lookup = |path: &[&str]| path.iter().try_fold(event, |v, key| v.get(key)).and_then(JsonValue::as_str);
-            if let Some(found) = PATHS.iter().find_map(|path| lookup(path).and_then(non_empty)) {
+            if let Some(found) =
+                super::fast::DEFAULT_SUBJECT_PATHS.iter().find_map(|path| lookup(path).and_then(non_empty))
+            {
                 return Some(found);
             }
         }

@@ -346,10 +346,21 @@ impl Policy {
             if holds {
                 verdicts.matched.push(rule);
             }
-            let open = self.open.of_rule(&rule.id);
-            if !may_change_violation(rule, holds, open) {
+            // As `may_change_violation`, looking the rule's open violations up only when a false
+            // verdict may resolve one of them (a match opens or updates whatever is open).
+            if !rule.opens_violations() {
                 continue;
             }
+            let open = if holds {
+                None
+            } else if !rule.auto_resolve {
+                continue;
+            } else {
+                match self.open.of_rule(&rule.id) {
+                    Some(open) if !open.is_empty() => Some(open),
+                    _ => continue,
+                }
+            };
             let subject = match fast.subject(index) {
                 SubjectPlan::Default => enriched.default_subject(event)?,
                 SubjectPlan::Compiled(program) => program.subject(&vars)?,
@@ -387,7 +398,7 @@ impl Policy {
             }
         }
         Ok(PolicyDecision {
-            decision_uid: format!("{event_uid}/{}", set.short_version()),
+            decision_uid: [event_uid, "/", set.short_version()].concat(),
             event_uid: event_uid.to_string(),
             time,
             decision,
@@ -432,9 +443,12 @@ impl Policy {
             event_uid: event_uid.to_string(),
         };
         open.put(state, &key);
-        self.open.insert(&rule.id, &open.subject, OpenEntry { key: key.clone(), first_seen });
+        if status == ViolationStatus::Open {
+            // An update keeps the entry's key and first_seen: the index already holds them.
+            self.open.insert(&rule.id, &open.subject, OpenEntry { key: key.clone(), first_seen });
+        }
         let verb = if status == ViolationStatus::Open { "opened" } else { "seen again" };
-        let summary = format!("{}: {} ({verb})", rule.description, open.subject);
+        let summary = [rule.description.as_str(), ": ", open.subject.as_str(), " (", verb, ")"].concat();
         violation(rule, key, status, open, summary)
     }
 
@@ -455,8 +469,9 @@ impl Policy {
             return Ok(None);
         };
         state.delete(OPEN_TABLE, key.as_bytes());
-        let resolved = OpenViolation { last_seen: time, event_uid: event_uid.to_string(), ..open };
-        let summary = format!("{}: {subject} (resolved)", rule.description);
+        let resolved =
+            OpenViolation { rule_id: rule.id.clone(), last_seen: time, event_uid: event_uid.to_string(), ..open };
+        let summary = [rule.description.as_str(), ": ", subject.as_str(), " (resolved)"].concat();
         Ok(Some(violation(rule, key, ViolationStatus::Resolved, resolved, summary)))
     }
 
@@ -545,7 +560,7 @@ impl<'r> Verdicts<'r> {
 fn violation(rule: &Rule, key: String, status: ViolationStatus, open: OpenViolation, summary: String) -> Violation {
     Violation {
         violation_key: key,
-        rule_id: rule.id.clone(),
+        rule_id: open.rule_id,
         rule_description: rule.description.clone(),
         severity_id: rule.severity.id(),
         status,

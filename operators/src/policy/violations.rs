@@ -7,6 +7,7 @@
 //! with the same open violations, and a later event can still resolve them.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -53,9 +54,24 @@ impl OpenViolation {
 
     /// Writes it under `key`.
     pub fn put(&self, state: &mut dyn State, key: &str) {
-        // Serializing a struct of strings and integers cannot fail.
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        state.put(OPEN_TABLE, key.as_bytes(), bytes);
+        state.put(OPEN_TABLE, key.as_bytes(), self.to_json());
+    }
+
+    /// The bytes `serde_json::to_vec` gives, written directly: this runs for every violation
+    /// opened or updated, and serde's machinery was most of its cost.
+    pub fn to_json(&self) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(96 + self.rule_id.len() + self.subject.len() + self.event_uid.len());
+        out.extend_from_slice(b"{\"rule_id\":");
+        json_string(&mut out, &self.rule_id);
+        out.extend_from_slice(b",\"subject\":");
+        json_string(&mut out, &self.subject);
+        // Writing integers into a Vec cannot fail.
+        let _ = write!(out, ",\"first_seen\":{},\"last_seen\":{}", self.first_seen, self.last_seen);
+        out.extend_from_slice(b",\"event_uid\":");
+        json_string(&mut out, &self.event_uid);
+        out.push(b'}');
+        out
     }
 
     /// The entry of [`OPEN_TABLE`] `bytes` hold, every field by name, with `first_seen` and
@@ -69,6 +85,19 @@ impl OpenViolation {
             "last_seen": crate::describe_time(open.last_seen),
             "event_uid": open.event_uid,
         }))
+    }
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it (quote, backslash and control
+/// characters only); text with any of those goes through serde_json itself.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serializing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
     }
 }
 
@@ -95,8 +124,48 @@ pub struct OpenEntry {
 /// table on restore, so it never runs ahead of what is committed.
 #[derive(Debug, Default)]
 pub struct OpenIndex {
-    per_rule: HashMap<String, HashMap<String, OpenEntry>>,
+    /// Keyed by rule id with [`RuleIdHasher`]: looked up for every rule that applies to every
+    /// event. The subjects below keep the default (keyed) hasher, as events choose them.
+    per_rule: HashMap<String, HashMap<String, OpenEntry>, BuildHasherDefault<RuleIdHasher>>,
     len: usize,
+}
+
+/// A fast, unkeyed hasher (FxHash's mixing) for rule ids: they come from the policy files, not
+/// from events, so nobody can choose them to collide, and SipHash was a tenth of deciding.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RuleIdHasher(u64);
+
+impl RuleIdHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for RuleIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.mix(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl OpenIndex {
@@ -170,5 +239,60 @@ impl OpenIndex {
     /// Whether none is open.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn open(rule_id: &str, subject: &str, first_seen: i64, last_seen: i64, event_uid: &str) -> OpenViolation {
+        OpenViolation {
+            rule_id: rule_id.into(),
+            subject: subject.into(),
+            first_seen,
+            last_seen,
+            event_uid: event_uid.into(),
+        }
+    }
+
+    /// The state table's bytes stay exactly what serde_json wrote before (and what restore
+    /// reads), escapes and extreme integers included.
+    #[test]
+    fn to_json_is_serde_jsons_bytes() {
+        for v in [
+            open("r", "alice", 0, 0, "e"),
+            open("", "", i64::MIN, i64::MAX, ""),
+            open("r\"1", "a\\b\n\tc\u{1}\u{1f}\u{7f}", -1, 17, "é/ü\u{2028}😀"),
+        ] {
+            assert_eq!(v.to_json(), serde_json::to_vec(&v).unwrap(), "{v:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn to_json_matches_serde_json(rule in ".*", subject in ".*", uid in ".*", first: i64, last: i64) {
+            let v = open(&rule, &subject, first, last, &uid);
+            prop_assert_eq!(v.to_json(), serde_json::to_vec(&v).unwrap());
+        }
+    }
+
+    /// Rule ids that share prefixes, lengths or their last bytes still find their own entries.
+    #[test]
+    fn index_keeps_rules_apart_under_the_rule_id_hasher() {
+        let ids = ["", "a", "a\0", "abcdefgh", "abcdefgh\0", "abcdefgi", "abcdefghabcdefgh", "bench-001", "bench-010"];
+        let mut index = OpenIndex::default();
+        for (n, id) in ids.iter().enumerate() {
+            index.insert(id, "s", OpenEntry { key: format!("k{n}"), first_seen: n as i64 });
+        }
+        assert_eq!(index.len(), ids.len());
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(index.get(id, "s").map(|e| e.key.as_str()), Some(format!("k{n}").as_str()));
+        }
+        index.remove("a", "s");
+        assert!(index.get("a", "s").is_none());
+        assert!(index.get("a\0", "s").is_some());
+        assert_eq!(index.len(), ids.len() - 1);
     }
 }

@@ -208,9 +208,7 @@ impl<'s> Reader<'s> {
             Reader::Bytes => {
                 input.bytes()?;
             }
-            Reader::Str => {
-                input.str()?;
-            }
+            Reader::Str => input.skip_str()?,
             Reader::Enum(symbols) => {
                 if input.index()? >= symbols.len() {
                     return Err(Malformed);
@@ -222,7 +220,7 @@ impl<'s> Reader<'s> {
             Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.skip(input)?,
             Reader::Array(items) => input.blocks(|input| items.skip(input))?,
             Reader::Map(values) => input.blocks(|input| {
-                input.str()?;
+                input.skip_str()?;
                 values.skip(input)
             })?,
             Reader::Record(fields, _) => {
@@ -344,6 +342,17 @@ impl<'a> Cursor<'a> {
 
     fn str(&mut self) -> Result<&'a str, Malformed> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Malformed)
+    }
+
+    /// A string, checked as [`Cursor::str`] checks it; most text is ASCII, which is checked
+    /// without the call to the full UTF-8 validation.
+    fn skip_str(&mut self) -> Result<(), Malformed> {
+        let bytes = self.bytes()?;
+        if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
     }
 
     /// Array or map blocks: a count (negative: followed by the block's size in bytes), the

@@ -352,6 +352,27 @@ fn of_lit<'n, 'a>(lit: &'n Lit) -> Val<'n, 'a> {
     }
 }
 
+/// The value of `var` and `steps` below it; `None` when not sure.
+#[inline(always)]
+fn path_value<'n, 'a: 'n>(var: Var, steps: &'n [Step], vars: &Vars<'n, 'a>) -> Option<Val<'n, 'a>> {
+    let mut value = match var {
+        Var::Event => of_node(vars.event?),
+        Var::User => of_node(vars.user),
+        Var::Device => of_node(vars.device),
+        Var::Asset => of_node(vars.asset),
+        Var::ClassUid => Val::Int(vars.class_uid),
+        Var::Missing => of_node(vars.missing),
+    };
+    for step in steps {
+        value = match (step, value) {
+            (Step::Field(name), Val::Object(node)) => of_node(node.get(name)?),
+            (Step::Index(i), Val::List(items)) => of_node(items.get(usize::try_from(*i).ok()?)?),
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
 /// CEL's `==` where it is sure: `None` for the kinds it leaves to the interpreter.
 fn equals(a: Val<'_, '_>, b: Val<'_, '_>) -> Option<bool> {
     use Val::*;
@@ -369,6 +390,7 @@ fn equals(a: Val<'_, '_>, b: Val<'_, '_>) -> Option<bool> {
 
 impl Compiled {
     /// Evaluates to a bool; `None` when not sure (then ask the interpreter).
+    #[inline]
     pub fn holds(&self, vars: &Vars<'_, '_>) -> Option<bool> {
         match self.eval(vars)? {
             Val::Bool(b) => Some(b),
@@ -379,7 +401,7 @@ impl Compiled {
     /// Evaluates a subject: its text (`None` inside when null or empty), as
     /// [`super::super::eval::subject_value`] does; `None` when not sure.
     pub fn subject(&self, vars: &Vars<'_, '_>) -> Option<Option<String>> {
-        let text = match self.eval(vars)? {
+        let text = match self.operand(vars)? {
             Val::Str(s) => s.to_string(),
             Val::Int(i) => i.to_string(),
             Val::Bool(b) => b.to_string(),
@@ -389,39 +411,34 @@ impl Compiled {
         Some((!text.is_empty()).then_some(text))
     }
 
+    /// [`Compiled::eval`] with the leaves (literals and paths, most operands) evaluated in place
+    /// rather than through a recursive call: evaluation is mostly calls to leaves.
+    #[inline(always)]
+    fn operand<'n, 'a: 'n>(&'n self, vars: &Vars<'n, 'a>) -> Option<Val<'n, 'a>> {
+        match self {
+            Compiled::Lit(lit) => Some(of_lit(lit)),
+            Compiled::List(items) => Some(Val::Lits(items)),
+            Compiled::Path(var, steps) => path_value(*var, steps, vars),
+            _ => self.eval(vars),
+        }
+    }
+
     fn eval<'n, 'a: 'n>(&'n self, vars: &Vars<'n, 'a>) -> Option<Val<'n, 'a>> {
         use Val::*;
         Some(match self {
             Compiled::Lit(lit) => of_lit(lit),
             Compiled::List(items) => Lits(items),
-            Compiled::Path(var, steps) => {
-                let mut value = match var {
-                    Var::Event => of_node(vars.event?),
-                    Var::User => of_node(vars.user),
-                    Var::Device => of_node(vars.device),
-                    Var::Asset => of_node(vars.asset),
-                    Var::ClassUid => Int(vars.class_uid),
-                    Var::Missing => of_node(vars.missing),
-                };
-                for step in steps {
-                    value = match (step, value) {
-                        (Step::Field(name), Object(node)) => of_node(node.get(name)?),
-                        (Step::Index(i), List(items)) => of_node(items.get(usize::try_from(*i).ok()?)?),
-                        _ => return None,
-                    };
-                }
-                value
-            }
-            Compiled::Has(target, field) => match target.eval(vars)? {
+            Compiled::Path(var, steps) => path_value(*var, steps, vars)?,
+            Compiled::Has(target, field) => match target.operand(vars)? {
                 Object(node) => Bool(node.get(field).is_some()),
                 _ => return None,
             },
-            Compiled::And(a, b) => match a.eval(vars)? {
+            Compiled::And(a, b) => match a.operand(vars)? {
                 Bool(false) => Bool(false),
                 Bool(true) => Bool(b.holds(vars)?),
                 _ => return None,
             },
-            Compiled::Or(a, b) => match a.eval(vars)? {
+            Compiled::Or(a, b) => match a.operand(vars)? {
                 Bool(true) => Bool(true),
                 Bool(false) => Bool(b.holds(vars)?),
                 _ => return None,
@@ -429,14 +446,14 @@ impl Compiled {
             Compiled::Not(a) => Bool(!a.holds(vars)?),
             Compiled::Cond(c, a, b) => {
                 if c.holds(vars)? {
-                    a.eval(vars)?
+                    a.operand(vars)?
                 } else {
-                    b.eval(vars)?
+                    b.operand(vars)?
                 }
             }
-            Compiled::Eq(a, b, want) => Bool(equals(a.eval(vars)?, b.eval(vars)?)? == *want),
+            Compiled::Eq(a, b, want) => Bool(equals(a.operand(vars)?, b.operand(vars)?)? == *want),
             Compiled::Cmp(a, b, cmp) => {
-                let ordering = match (a.eval(vars)?, b.eval(vars)?) {
+                let ordering = match (a.operand(vars)?, b.operand(vars)?) {
                     (Int(x), Int(y)) => x.cmp(&y),
                     (Str(x), Str(y)) => x.cmp(y),
                     _ => return None,
@@ -449,8 +466,8 @@ impl Compiled {
                 })
             }
             Compiled::In(a, b) => {
-                let needle = a.eval(vars)?;
-                match b.eval(vars)? {
+                let needle = a.operand(vars)?;
+                match b.operand(vars)? {
                     Lits(items) => {
                         for item in items {
                             if equals(of_lit(item), needle)? {
@@ -474,14 +491,14 @@ impl Compiled {
                     _ => return None,
                 }
             }
-            Compiled::Size(a) => match a.eval(vars)? {
+            Compiled::Size(a) => match a.operand(vars)? {
                 Str(s) => Int(i64::try_from(s.chars().count()).ok()?),
                 List(items) => Int(i64::try_from(items.len()).ok()?),
                 Lits(items) => Int(i64::try_from(items.len()).ok()?),
                 Object(Node::Record(fields) | Node::Map(fields)) => Int(i64::try_from(fields.len()).ok()?),
                 _ => return None,
             },
-            Compiled::Str(s, t, function) => match (s.eval(vars)?, t.eval(vars)?) {
+            Compiled::Str(s, t, function) => match (s.operand(vars)?, t.operand(vars)?) {
                 (Str(s), Str(t)) => Bool(match function {
                     StrFn::StartsWith => s.starts_with(t),
                     StrFn::EndsWith => s.ends_with(t),
