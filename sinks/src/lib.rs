@@ -13,6 +13,7 @@ pub mod console;
 pub mod encoding;
 pub mod file;
 pub mod http;
+pub mod recent;
 pub mod siem;
 pub mod template;
 pub mod ticketing;

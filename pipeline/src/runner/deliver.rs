@@ -46,10 +46,11 @@ impl SinkHandles {
                 .map(|(sink, attempt)| async move { sink.deliver(attempt).await }),
         )
         .await;
+        // The lanes delivered, in the order of `results`.
+        let used: Vec<&Vec<usize>> = lanes.iter().filter(|lane| !lane.is_empty()).collect();
         let mut failures = Vec::new();
         let mut retryable_errors = Vec::new();
-        let used_lanes = lanes.iter().filter(|lane| !lane.is_empty());
-        for (lane, result) in used_lanes.zip(results) {
+        for (lane, result) in used.iter().zip(results) {
             match result {
                 Ok(lane_failures) => {
                     for failure in lane_failures {
@@ -74,8 +75,7 @@ impl SinkHandles {
                 Err(error) => return Err(error),
             }
         }
-        let lanes_used = lanes.iter().filter(|lane| !lane.is_empty()).count();
-        if retryable_errors.len() == lanes_used {
+        if retryable_errors.len() == used.len() {
             // Nothing got through: let the runner back off as after any failed delivery.
             return Err(retryable_errors.swap_remove(0));
         }

@@ -1,7 +1,6 @@
 //! The `slack` sink itself: one POST per message (a record, or a window's digest records), to an
 //! incoming webhook or to `chat.postMessage`.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +19,7 @@ use crate::chat::{chat_messages, send_each_checked, ChatContent};
 use crate::http::{
     parse_retry_after, truncate_reason, FailureClass, HttpDelivery, HttpFailure, InvalidConfig, Reply, Secret,
 };
+use crate::recent::RecentMap;
 
 /// Where the messages go.
 #[derive(Clone)]
@@ -38,44 +38,14 @@ pub struct SlackSink {
     delivery: HttpDelivery,
     secrets: Vec<Secret>,
     /// API mode: the `ts` of each open violation's first message, by violation key, so its
-    /// updates and resolution are posted in that message's thread.
-    threads: Threads,
+    /// updates and resolution are posted in that message's thread. In memory: after a restart
+    /// an update of a violation opened before it starts a message of its own (nothing is lost,
+    /// it is only not threaded).
+    threads: RecentMap,
 }
 
 /// Most violation threads remembered; the oldest are forgotten first.
 pub const MAX_THREADS: usize = 10_000;
-
-/// Open violations' thread `ts` by violation key, in memory: after a restart an update of a
-/// violation opened before it starts a message of its own (nothing is lost, it is only not
-/// threaded).
-#[derive(Clone, Debug, Default)]
-struct Threads {
-    ts: HashMap<String, String>,
-    order: VecDeque<String>,
-}
-
-impl Threads {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.ts.get(key).map(String::as_str)
-    }
-
-    fn remember(&mut self, key: &str, ts: String) {
-        if self.ts.insert(key.to_string(), ts).is_none() {
-            self.order.push_back(key.to_string());
-        }
-        while self.order.len() > MAX_THREADS {
-            if let Some(oldest) = self.order.pop_front() {
-                self.ts.remove(&oldest);
-            }
-        }
-    }
-
-    fn forget(&mut self, key: &str) {
-        if self.ts.remove(key).is_some() {
-            self.order.retain(|k| k != key);
-        }
-    }
-}
 
 impl std::fmt::Debug for SlackSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,10 +100,10 @@ impl SlackSink {
             }
         };
         let delivery = HttpDelivery::new("Slack", &config.request, secrets.clone())?;
-        Ok(SlackSink { config, target, delivery, secrets, threads: Threads::default() })
+        Ok(SlackSink { config, target, delivery, secrets, threads: RecentMap::new(MAX_THREADS) })
     }
 
-    fn request(&self, message: &ChatContent, threads: &Threads) -> reqwest::RequestBuilder {
+    fn request(&self, message: &ChatContent, threads: &RecentMap) -> reqwest::RequestBuilder {
         let mut body = match message {
             ChatContent::Violation(violation) => violation_message(violation, self.config.title_template.as_ref()),
             ChatContent::Digest { digests, id } => digest_message(digests, id),
@@ -248,7 +218,7 @@ impl Sink for SlackSink {
         let max = Duration::from_secs_f64(self.config.request.max_retry_after_secs);
         // Requests are built one at a time, after the previous reply: an OPEN's `ts` threads the
         // UPDATED right behind it in the same batch. `threads` is shared by the two closures.
-        let threads = Mutex::new(std::mem::take(&mut self.threads));
+        let threads = Mutex::new(std::mem::replace(&mut self.threads, RecentMap::new(MAX_THREADS)));
         let mut delivery = self.delivery.clone();
         let outcome = send_each_checked(
             &mut delivery,
@@ -273,20 +243,20 @@ impl Sink for SlackSink {
 }
 
 /// The threads, shared by `deliver`'s two closures (never contended: they run in turn).
-fn lock(threads: &Mutex<Threads>) -> MutexGuard<'_, Threads> {
+fn lock(threads: &Mutex<RecentMap>) -> MutexGuard<'_, RecentMap> {
     threads.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// After a violation's message was posted: an OPEN starts its thread (the reply's `ts`), a
 /// RESOLVED ends it; an UPDATED of a violation with no thread (opened before a restart) starts
 /// one.
-fn note_thread(threads: &mut Threads, violation: &Violation, reply: &Reply) {
+fn note_thread(threads: &mut RecentMap, violation: &Violation, reply: &Reply) {
     match violation.status {
-        ViolationStatus::Resolved => threads.forget(&violation.violation_key),
+        ViolationStatus::Resolved => threads.remove(&violation.violation_key),
         ViolationStatus::Open | ViolationStatus::Updated if threads.get(&violation.violation_key).is_none() => {
             let parsed: Option<Value> = serde_json::from_slice(&reply.body).ok();
             if let Some(ts) = parsed.as_ref().and_then(|v| v["ts"].as_str()) {
-                threads.remember(&violation.violation_key, ts.to_string());
+                threads.insert(&violation.violation_key, ts.to_string());
             }
         }
         _ => {}

@@ -1,6 +1,6 @@
 //! The `jira` sink itself.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +15,7 @@ use weir_schemas::StoredRecord;
 use super::request::{self, jql, key_label, MAX_LABEL};
 use super::JiraConfig;
 use crate::http::{FailureClass, HttpDelivery, HttpFailure, InvalidConfig, Reply, Secret};
+use crate::recent::RecentMap;
 use crate::ticketing::{basic_auth_secrets, covered_by, deliver_each, explain_refusal, scrub, Tracker};
 
 /// What names the destination in reasons.
@@ -34,9 +35,7 @@ pub struct JiraSink {
     /// Issues this sink created or found, by label: their ids go with the search as
     /// `reconcileIssues`, because Jira's search is eventually consistent and would otherwise
     /// miss an issue created seconds ago (and the next UPDATED would open a second one).
-    known: HashMap<String, String>,
-    /// Insertion order of `known`, to forget the oldest first.
-    known_order: VecDeque<String>,
+    known: RecentMap,
     /// Labels whose create got no answer (transport error, 5xx, or a 201 without a key), and
     /// when: the issue may exist without being searchable yet.
     pending: HashMap<String, Instant>,
@@ -110,8 +109,7 @@ impl JiraSink {
             api,
             delivery,
             secrets,
-            known: HashMap::new(),
-            known_order: VecDeque::new(),
+            known: RecentMap::new(MAX_KNOWN),
             pending: HashMap::new(),
             settle,
         })
@@ -150,17 +148,6 @@ impl JiraSink {
         failure
     }
 
-    fn remember(&mut self, label: &str, id: &str) {
-        if self.known.insert(label.to_string(), id.to_string()).is_none() {
-            self.known_order.push_back(label.to_string());
-        }
-        while self.known_order.len() > MAX_KNOWN {
-            if let Some(oldest) = self.known_order.pop_front() {
-                self.known.remove(&oldest);
-            }
-        }
-    }
-
     /// The newest issue of the project carrying `label` (`GET /rest/api/3/search/jql`).
     async fn find(&mut self, label: &str) -> Result<Option<Issue>, HttpFailure> {
         let mut url = self.url(&["search", "jql"]);
@@ -193,7 +180,7 @@ impl JiraSink {
         let (Some(id), Some(key)) = (id_text(&issue["id"]), issue["key"].as_str()) else {
             return Err(self.retryable(format!("{WHAT}: the issue search returned an issue without an id or key")));
         };
-        self.remember(label, &id);
+        self.known.insert(label, id);
         let fields = &issue["fields"];
         Ok(Some(Issue {
             key: key.to_string(),
@@ -225,7 +212,7 @@ impl JiraSink {
                 match (id_text(&created["id"]), created["key"].as_str()) {
                     (Some(id), Some(key)) => {
                         tracing::debug!(issue = key, label, "created a Jira issue");
-                        self.remember(label, &id);
+                        self.known.insert(label, id);
                         self.pending.remove(label);
                     }
                     // Created, but the search cannot be reconciled with it: let it settle.
