@@ -254,6 +254,27 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The input has ended for good: emit what is held back waiting for more input (an
+    /// aggregate's open windows: its watermark goes to +infinity, as at the end of a bounded
+    /// stream in Flink). The default emits nothing.
+    ///
+    /// Called only by `weir run --until-idle --drain` (never by a continuous run: later input
+    /// would then find its windows gone), once per run, after the operator's inputs were read
+    /// to their end and every stage upstream ended the same way (not by failure or shutdown),
+    /// and before the stages downstream finish, so they read what it emits. With several
+    /// workers, each worker calls it on its own operator, over the state of its own partitions.
+    ///
+    /// It must keep the guarantees of [`Operator::process`]: its outputs (records for which it
+    /// sets no `weir-id` get `<stage>/end-of-input/<n>`), its rejections and its state changes
+    /// are committed together in one transaction, like a processed batch. So it must be
+    /// deterministic, and it must record in `state` that the input ended: called again after
+    /// that was committed (a second drain), it emits nothing new; called again after a crash
+    /// between its outputs and their commit (the runner restores, then calls it again), it
+    /// emits the same records with the same ids, which the runner does not append twice.
+    fn end_of_input(&mut self, _state: &mut dyn State, _out: &mut Output) -> Result<(), ComponentError> {
+        Ok(())
+    }
+
     /// Names of the side outputs it may emit to (each becomes the topic `<operator>.<name>`).
     fn side_outputs(&self) -> Vec<String> {
         Vec::new()

@@ -46,7 +46,8 @@
 //! `metric` (the metric's name), `count` (events the metric covered: the window's events that
 //! passed the metric's own filter; for a `count` metric that is its value), `value` (sum, distinct
 //! count; null for count and top-k), `top` (top-k: most frequent first, ties by value),
-//! `late_events`, `emitted_at` (the watermark when it was emitted — never the wall clock). The
+//! `late_events`, `emitted_at` (the watermark when it was emitted — never the wall clock; see
+//! [End of input](#end-of-input) for the results fired by it). The
 //! record is keyed by the group key (unkeyed without `key`), timestamped `window_end - 1`, and its
 //! `weir-id` header is `<operator>/<start>/<end>/<metric>/<firing>/<key>`: stable across replays.
 //!
@@ -82,8 +83,23 @@
 //! partitions, the order is the runner's interleaving of them; event times that disagree a lot
 //! between partitions make lateness depend on it (as in any streaming engine).
 //!
-//! Not done: there is no end-of-input or idle-time flush — the last windows fire only when later
-//! events move the watermark past them (the `Operator` contract has no such hook).
+//! # End of input
+//!
+//! Without more events the watermark stands still, so the last windows wait for later events to
+//! move it past them. A bounded run (`weir run --until-idle --drain`: a replay or backfill of
+//! history) ends the input instead, as Flink does at the end of a bounded stream:
+//! [`Operator::end_of_input`] moves the watermark to +infinity ([`END_OF_INPUT`]), so every
+//! window not fired yet fires now — by end, start, key like any firing, with the usual `weir-id`
+//! (a window that had fired already does not fire again) — and every window is purged. Those
+//! results carry `emitted_at` = the latest event time seen (where the input ended in event
+//! time; +infinity is not a time), which can be earlier than their `window_end`: the window was
+//! cut short by the end of the input. The watermark is stored in place of the latest event time
+//! and committed with those results in one transaction, so a replay after a crash before that
+//! commit emits the same bytes and ids, and a second drain emits nothing. A continuous run never
+//! ends the input. After the end, the input is over for good: every event that still arrives is
+//! too late for every window, so it goes unchanged to `late` and is counted per key as above
+//! (no result follows to report the count, so it stays in state). To aggregate new input,
+//! reset the operator's state or give it a new name.
 
 pub mod bench;
 mod config;
@@ -121,6 +137,9 @@ pub const ID_HEADER: &str = "weir-id";
 /// Largest event time magnitude accepted (ms): about 36 million years either side of the epoch.
 /// Events outside are rejected, so window arithmetic never overflows.
 pub const MAX_EVENT_TIME: i64 = 1 << 60;
+/// The watermark after the end of input (`weir run --until-idle --drain`): +infinity, so every
+/// window has fired and every later event is late. Stored as the latest event time.
+pub const END_OF_INPUT: i64 = i64::MAX;
 
 /// A place in one of the two timer queues: panes by firing time (end) or purge time.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -213,7 +232,16 @@ impl Aggregate {
     /// The current watermark: latest event time minus the out-of-orderness (`i64::MIN` before
     /// the first event).
     pub fn watermark(&self) -> i64 {
+        if self.input_ended() {
+            return END_OF_INPUT;
+        }
         self.clock.max_event_time.saturating_sub(self.plan.out_of_orderness)
+    }
+
+    /// Whether [`Operator::end_of_input`] has run: the latest event time is then stored as
+    /// [`END_OF_INPUT`], which no event can have (event times are within [`MAX_EVENT_TIME`]).
+    pub fn input_ended(&self) -> bool {
+        self.clock.max_event_time == END_OF_INPUT
     }
 
     /// How many windows (of all keys) are held in state.
@@ -474,7 +502,7 @@ impl Aggregate {
     fn fire(
         &mut self,
         id: &PaneId,
-        watermark: i64,
+        emitted_at: i64,
         state: &mut dyn State,
         out: &mut Output,
     ) -> Result<(), ComponentError> {
@@ -512,7 +540,7 @@ impl Aggregate {
                 count: saturating_i64(acc.events),
                 top,
                 late_events: saturating_i64(late_events),
-                emitted_at: watermark,
+                emitted_at,
             };
             let bytes = weir_schemas::encode(&aggregate)
                 .map_err(|e| ComponentError::fatal(format!("encoding a WindowAggregate: {e}")))?;
@@ -566,12 +594,18 @@ impl Aggregate {
         }
     }
 
-    /// The watermark moved to `watermark`: fire the windows it passed, purge those past their
-    /// lateness.
-    fn advance(&mut self, watermark: i64, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError> {
+    /// The watermark moved to `watermark`: fire the windows it passed (their results say they
+    /// were emitted at `emitted_at`), purge those past their lateness.
+    fn advance(
+        &mut self,
+        watermark: i64,
+        emitted_at: i64,
+        state: &mut dyn State,
+        out: &mut Output,
+    ) -> Result<(), ComponentError> {
         while self.fire_queue.first().is_some_and(|slot| slot.at <= watermark) {
             let Some(slot) = self.fire_queue.pop_first() else { break };
-            self.fire(&PaneId { group: slot.group, wid: slot.wid }, watermark, state, out)?;
+            self.fire(&PaneId { group: slot.group, wid: slot.wid }, emitted_at, state, out)?;
         }
         while self.purge_queue.first().is_some_and(|slot| slot.at <= watermark) {
             let Some(slot) = self.purge_queue.pop_first() else { break };
@@ -721,8 +755,28 @@ impl Operator for Aggregate {
         self.clock.max_event_time = self.clock.max_event_time.max(time);
         let advanced = self.watermark();
         if advanced > watermark {
-            self.advance(advanced, state, out)?;
+            self.advance(advanced, advanced, state, out)?;
         }
+        state.put(META, CLOCK_KEY, self.clock.encode());
+        Ok(())
+    }
+
+    /// The watermark goes to +infinity ([`END_OF_INPUT`]): every window not fired yet fires, in
+    /// the order and with the ids of a normal firing, its results saying `emitted_at` = the
+    /// latest event time seen; then every window is purged. The new watermark is committed with
+    /// them, so a second call (or a restart after the commit) emits nothing, and any later event
+    /// is late.
+    fn end_of_input(&mut self, state: &mut dyn State, out: &mut Output) -> Result<(), ComponentError> {
+        if self.input_ended() {
+            return Ok(());
+        }
+        if !self.shape_stored {
+            state.put(META, SHAPE_KEY, self.shape.clone().into_bytes());
+            self.shape_stored = true;
+        }
+        let latest_event_time = self.clock.max_event_time;
+        self.clock.max_event_time = END_OF_INPUT;
+        self.advance(END_OF_INPUT, latest_event_time, state, out)?;
         state.put(META, CLOCK_KEY, self.clock.encode());
         Ok(())
     }

@@ -70,7 +70,8 @@ pub struct AggregateStats {
 /// Event-time progress and counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Clock {
-    /// Latest event time seen; `i64::MIN` before the first event.
+    /// Latest event time seen; `i64::MIN` before the first event, `END_OF_INPUT` (`i64::MAX`)
+    /// once the input ended (`Operator::end_of_input`).
     pub(crate) max_event_time: i64,
     /// The next session window id.
     pub(crate) next_session: i64,
@@ -288,6 +289,8 @@ pub(crate) fn describe(table: &str, key: &[u8], value: &[u8], metrics: &[&str]) 
             let s = &clock.stats;
             Some(json!({
                 "max_event_time": time(clock.max_event_time),
+                // Stored as the latest event time by `end_of_input` (`weir run --drain`).
+                "input_ended": clock.max_event_time == crate::aggregate::END_OF_INPUT,
                 "next_session": clock.next_session,
                 "stats": {
                     "events": s.events,

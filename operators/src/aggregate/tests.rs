@@ -872,3 +872,155 @@ metrics = [{ kind = "count", name = "denials" }, { kind = "top_k", field = "labe
     assert_eq!(run.op.describe_state("pane", b"bad key", &[1]), None, "damaged");
     assert_eq!(run.op.describe_state("other", b"clock", &[]), None, "not its table");
 }
+
+/// Ends the input of `op`; returns what it emitted.
+fn end_input(op: &mut Aggregate, state: &mut MemoryState) -> Output {
+    let mut out = Output::default();
+    op.end_of_input(state, &mut out).expect("the end of input is not an error");
+    out
+}
+
+/// The state's entries of `table`.
+fn entries(state: &MemoryState, table: &str) -> usize {
+    state.tables.keys().filter(|(t, _)| t == table).count()
+}
+
+#[test]
+fn the_end_of_input_fires_every_open_window_once_then_every_later_event_is_late() {
+    let mut run = Run::new(&format!("{COUNT_PER_USER}allowed_lateness_ms = 120000\n"));
+    let fired = run.push_all([deny("bob", 1_000), deny("alice", 2_000), deny("bob", 61_000), deny("carol", 70_000)]);
+    assert_eq!(
+        summary(&fired),
+        vec![(0, MIN, "alice".into(), "count".into(), 1), (0, MIN, "bob".into(), "count".into(), 1)]
+    );
+    assert_eq!(run.op.open_windows(), 4, "two fired windows kept for their lateness, two open");
+
+    let out = end_input(&mut run.op, &mut run.state);
+    // Only the windows that had not fired; ordered by end, start, key; the ids of a first firing.
+    assert_eq!(
+        summary(&aggregates(&out)),
+        vec![(MIN, 2 * MIN, "bob".into(), "count".into(), 1), (MIN, 2 * MIN, "carol".into(), "count".into(), 1)]
+    );
+    let ids: Vec<&[u8]> = out.records.iter().map(|r| r.header(ID_HEADER).expect("an id")).collect();
+    assert_eq!(ids, vec![&b"agg/60000/120000/count/1/bob"[..], &b"agg/60000/120000/count/1/carol"[..]]);
+    assert_eq!(out.records[0].key.as_deref(), Some(&b"bob"[..]));
+    assert_eq!(out.records[0].timestamp_ms, 2 * MIN - 1);
+    assert!(aggregates(&out).iter().all(|a| a.emitted_at == 70_000), "emitted_at = the latest event time");
+    assert!(out.side.is_empty() && out.rejected.is_empty());
+    assert_eq!(run.op.open_windows(), 0);
+    assert_eq!((entries(&run.state, "pane"), entries(&run.state, "item")), (0, 0), "every window purged");
+    assert_eq!(run.op.watermark(), i64::MAX);
+    assert_eq!(run.op.stats().fired, 4);
+
+    // A second end of input (a second drain) emits nothing and changes nothing.
+    let before = run.state.clone();
+    let out = end_input(&mut run.op, &mut run.state);
+    assert!(out.records.is_empty() && out.side.is_empty());
+    assert_eq!(run.state, before);
+    // So does one after a restart from the committed state.
+    let mut restarted = operator(&format!("{COUNT_PER_USER}allowed_lateness_ms = 120000\n"));
+    restarted.restore(&run.state).expect("restores");
+    assert!(end_input(&mut restarted, &mut run.state).records.is_empty());
+
+    // After the end every event is late, even one far ahead: it goes to `late`, counted.
+    for event in [deny("bob", 119_000), deny("dave", 10 * MIN)] {
+        let out = run.push(event.clone());
+        assert!(out.records.is_empty());
+        assert_eq!(out.side, vec![(LATE_OUTPUT.to_string(), event)]);
+    }
+    assert_eq!(run.op.stats().late, 2);
+    assert_eq!((run.op.open_windows(), entries(&run.state, "pane")), (0, 0));
+    assert_eq!(run.op.watermark(), i64::MAX, "the watermark never comes back");
+}
+
+#[test]
+fn the_end_of_input_fires_open_hopping_and_session_windows() {
+    let mut hopping = Run::new(
+        "window = { kind = \"hopping\", size_ms = 10000, slide_ms = 5000 }\nkey = \"labels.user\"\nmetrics = [{ kind = \"count\" }]\n",
+    );
+    let fired = hopping.push_all([deny("a", 7_000), deny("a", 12_000)]);
+    assert_eq!(summary(&fired), vec![(0, 10_000, "a".into(), "count".into(), 1)]);
+    let out = end_input(&mut hopping.op, &mut hopping.state);
+    assert_eq!(
+        summary(&aggregates(&out)),
+        vec![(5_000, 15_000, "a".into(), "count".into(), 2), (10_000, 20_000, "a".into(), "count".into(), 1)]
+    );
+    assert!(aggregates(&out).iter().all(|a| a.window_kind == WindowKind::Hopping && a.emitted_at == 12_000));
+    assert_eq!(entries(&hopping.state, "pane"), 0);
+
+    let mut session = Run::new(
+        "window = { kind = \"session\", gap_ms = 10000 }\nkey = \"labels.user\"\nmetrics = [{ kind = \"count\" }]\n\
+         out_of_orderness_ms = 100000\n",
+    );
+    assert!(session.push_all([deny("a", 0), deny("b", 5_000), deny("a", 8_000), deny("a", 35_000)]).is_empty());
+    let out = end_input(&mut session.op, &mut session.state);
+    assert_eq!(
+        summary(&aggregates(&out)),
+        vec![
+            (5_000, 15_000, "b".into(), "count".into(), 1),
+            (0, 18_000, "a".into(), "count".into(), 2),
+            (35_000, 45_000, "a".into(), "count".into(), 1),
+        ]
+    );
+    assert!(aggregates(&out).iter().all(|a| a.window_kind == WindowKind::Session));
+    assert_eq!(entries(&session.state, "pane"), 0);
+    let late = session.push(deny("a", 40_000));
+    assert_eq!(late.side.len(), 1, "a session would have taken it; after the end it is late");
+}
+
+/// Drops `emitted_at` from every aggregate record of `all`, re-encoding the rest unchanged.
+fn without_emitted_at(all: Emitted) -> Emitted {
+    all.into_iter()
+        .map(|(side, key, ts, headers, value)| match weir_schemas::decode::<WindowAggregate>(&value) {
+            Ok(mut aggregate) if side.is_empty() => {
+                aggregate.emitted_at = 0;
+                (side, key, ts, headers, weir_schemas::encode(&aggregate).expect("encodes"))
+            }
+            _ => (side, key, ts, headers, value),
+        })
+        .collect()
+}
+
+#[test]
+fn the_end_of_input_fires_like_a_far_later_event_and_replays_identically() {
+    let inputs = stream(400);
+    for config in RESTART_CONFIGS {
+        let (_, committed) = uninterrupted(config, &inputs);
+        let mut op = operator(config);
+        op.restore(&committed).expect("restores");
+        let mut drained = committed.clone();
+        let out = end_input(&mut op, &mut drained);
+        assert!(!out.records.is_empty(), "config {config}: the stream leaves windows open");
+        assert_eq!(entries(&drained, "pane") + entries(&drained, "item"), 0, "config {config}");
+
+        // What normal firing gives when an event far ahead moves the watermark past every window:
+        // the same records, in the same order, with the same ids (only `emitted_at` differs).
+        let (mut far, _) = uninterrupted(config, &inputs);
+        let pushed = far.len();
+        let (with_far, _) = uninterrupted(config, &[inputs.clone(), vec![deny("zz", 1 << 50)]].concat());
+        far = with_far.into_iter().skip(pushed).collect();
+        assert!(without_emitted_at(emitted(&out)) == without_emitted_at(far), "config {config}");
+
+        // A crash after the outputs, before their commit: restored from the committed state, the
+        // end of input emits the same bytes and leaves the same state.
+        let mut replayed_state = committed.clone();
+        let mut restarted = operator(config);
+        restarted.restore(&replayed_state).expect("restores");
+        let replay = end_input(&mut restarted, &mut replayed_state);
+        assert!(emitted(&replay) == emitted(&out), "config {config}: the replay differs");
+        assert_eq!(replayed_state, drained);
+
+        // Every later event is late (unless the filter leaves it out or it does not decode).
+        let mut run = Run { op: restarted, state: drained, offset: inputs.len() as u64 };
+        let before = run.op.stats();
+        let outs: Vec<Output> = stream(40).into_iter().map(|r| run.push(r)).collect();
+        assert!(outs.iter().all(|o| o.records.is_empty()), "config {config}: nothing fires after the end");
+        let late = outs.iter().flat_map(|o| &o.side).filter(|(side, _)| side == LATE_OUTPUT).count() as u64;
+        let after = run.op.stats();
+        assert!(late > 0, "config {config}");
+        assert_eq!(after.late - before.late, late);
+        let left_out = (after.filtered_out + after.rejected) - (before.filtered_out + before.rejected);
+        assert_eq!(late + left_out, 40, "config {config}: every event not left out is late");
+        assert_eq!((after.aggregated, run.op.open_windows()), (before.aggregated, 0));
+    }
+}

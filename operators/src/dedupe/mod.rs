@@ -26,6 +26,10 @@
 //! remembered cannot be told from a repeat of a forgotten one: it is passed (never lost) and
 //! counted in [`DedupeStats::passed_late`].
 //!
+//! Nothing is held back waiting for later input, so the end of input (`weir run --until-idle
+//! --drain`, [`Operator::end_of_input`]) has nothing to emit: the default hook is kept, and the
+//! remembered keys stay until the watermark forgets them.
+//!
 //! A record without a key (no such header, no record key, a missing path) is passed by default
 //! (`missing_key = "pass"`), dropped (`"drop"`) or dead-lettered (`"reject"`); all are counted.
 

@@ -26,6 +26,13 @@ pub struct RunArgs {
     /// stages may still be writing.
     #[arg(long)]
     pub until_idle: bool,
+    /// With --until-idle only, for a bounded run (a replay or backfill of history): once a
+    /// stage's inputs have ended, end its input as at the end of a bounded stream, so every
+    /// aggregate window still open fires (the watermark goes to +infinity), committed exactly
+    /// once. Events that arrive after that are late for the aggregate. With several workers,
+    /// each worker drains its own state: see docs/WORKERS.md.
+    #[arg(long)]
+    pub drain: bool,
     /// Run as worker I of N (e.g. 1/3): every stage consumes only the partitions p with
     /// p % N == I of its input topics, so N processes, each with its own --data-dir store, share
     /// the load. Sources and push sources run on worker 0 only. The store remembers its I/N and
@@ -66,6 +73,9 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<()> {
 
 /// Runs a pipeline until SIGINT/SIGTERM (or until idle), then prints a summary per stage.
 pub fn run(args: &RunArgs, data_dir: &Path) -> anyhow::Result<()> {
+    if args.drain && !args.until_idle {
+        bail!(runner::DRAIN_NEEDS_UNTIL_IDLE);
+    }
     let (config, built) = load(&args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let log: Arc<dyn Log> = match &config.log.fluvio {
@@ -87,7 +97,7 @@ pub fn run(args: &RunArgs, data_dir: &Path) -> anyhow::Result<()> {
             eprintln!("aborted: uncommitted batches will be read again on the next run");
             std::process::exit(130);
         });
-        let options = RunOptions { until_idle: args.until_idle, worker: args.worker };
+        let options = RunOptions { until_idle: args.until_idle, drain: args.drain, worker: args.worker };
         runner::run(&config, built, log, Arc::new(store), options, shutdown).await
     })?;
     eprint!("{}", format_summary(&summaries));
@@ -164,5 +174,25 @@ mod tests {
         assert!(error.contains("worker index 3 is not below the number of workers 3"), "{error}");
         let error = worker_of(&["--worker", "two"]).unwrap_err();
         assert!(error.contains("`two` is not I/N"), "{error}");
+    }
+
+    fn run_args(args: &[&str]) -> crate::cli::run::RunArgs {
+        let cli = Cli::try_parse_from(["weir", "run", "-c", "pipeline.toml"].iter().chain(args)).expect("parses");
+        match cli.command {
+            Command::Run(run) => run,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn drain_is_refused_without_until_idle_in_one_line() {
+        let args = run_args(&["--drain"]);
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let error = super::run(&args, dir.path()).expect_err("refused").to_string();
+        assert_eq!(error, crate::runner::DRAIN_NEEDS_UNTIL_IDLE);
+        assert!(!error.contains('\n'));
+        assert!(!dir.path().join("store.redb").exists(), "refused before anything is opened");
+        let args = run_args(&["--until-idle", "--drain"]);
+        assert!(args.until_idle && args.drain);
     }
 }

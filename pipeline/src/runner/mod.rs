@@ -11,7 +11,10 @@
 //!   `weir-id` header derived from their input, so a replay is recognisable downstream;
 //! - a sink's offset moves only over records the destination acknowledged or that went to `dlq`;
 //! - rejected input goes to `dlq` with the reason and the original bytes, and the stage goes on;
-//! - a stage that fails fatally stops alone; the others carry on.
+//! - a stage that fails fatally stops alone; the others carry on;
+//! - with `--until-idle --drain`, an operator whose input ended (and every stage upstream's with
+//!   it) gets `Operator::end_of_input`, committed through the same path as a batch, before the
+//!   stages downstream end.
 //!
 //! Stages read from the log at their own pace, so a slow sink builds lag on disk, not in memory.
 
@@ -34,6 +37,10 @@ use crate::config::{PipelineConfig, Role, DLQ_TOPIC};
 use crate::log::{Log, LogError};
 use crate::store::{Store, StoreError};
 pub use worker::{Worker, WorkerError};
+
+/// Why `drain` is refused without `until_idle`, in one line.
+pub const DRAIN_NEEDS_UNTIL_IDLE: &str = "--drain needs --until-idle: it ends the input of a bounded run (every open \
+     window fires), which would make the later events of a continuous run late";
 
 /// Records read per batch by operators and sinks.
 pub const READ_BATCH: usize = 1000;
@@ -106,6 +113,12 @@ pub struct StageProgress {
     pub lag: AtomicU64,
     /// Set once the stage will produce nothing more in this run.
     pub done: AtomicBool,
+    /// Set (before `done`) when the stage ended because it had read everything it ever will:
+    /// a source that finished (or went idle, with `--until-idle`), a consuming stage whose
+    /// inputs were read to their end after every stage writing them ended so — not a stage
+    /// that failed or was stopped. Only below such stages does `--drain` end an operator's
+    /// input. A source another worker runs counts as ended (see `RunOptions::drain`).
+    pub input_ended: AtomicBool,
     /// Why the stage stopped, if it failed.
     pub failure: Mutex<Option<String>>,
 }
@@ -124,6 +137,7 @@ impl Default for StageProgress {
             deliver_micros: AtomicU64::new(0),
             lag: AtomicU64::new(0),
             done: AtomicBool::new(false),
+            input_ended: AtomicBool::new(false),
             failure: Mutex::new(None),
         }
     }
@@ -177,6 +191,15 @@ impl Drop for DoneGuard {
 pub struct RunOptions {
     /// Stop once every source is drained and every stage has caught up.
     pub until_idle: bool,
+    /// With `until_idle` only (a bounded run: a replay or a backfill): once an operator has
+    /// caught up and every stage upstream ended by reaching the end of its input, call its
+    /// [`Operator::end_of_input`] (an aggregate fires every open window) and commit what it
+    /// emits like a batch, before the stages downstream end. Never in a continuous run: the
+    /// later events of those windows would be late. With several workers each worker ends the
+    /// input of its own operators, over its own partitions' state, once its own stages caught
+    /// up with what is on the log when they look (a source another worker runs counts as
+    /// ended): drain only once every worker's input is on the log (docs/WORKERS.md).
+    pub drain: bool,
     /// Which share of the partitions this process works on.
     pub worker: Worker,
 }
@@ -226,6 +249,12 @@ impl StageContext {
     /// Whether every stage writing this stage's inputs is done.
     pub fn upstream_done(&self) -> bool {
         self.inputs.iter().all(|(_, writers)| writers.iter().all(|w| w.done.load(Ordering::SeqCst)))
+    }
+
+    /// Whether every stage writing this stage's inputs ended by reaching the end of its own
+    /// input (see [`StageProgress::input_ended`]).
+    pub fn upstream_ended(&self) -> bool {
+        self.inputs.iter().all(|(_, writers)| writers.iter().all(|w| w.input_ended.load(Ordering::SeqCst)))
     }
 
     /// Records a failure that stops this stage.
@@ -288,6 +317,9 @@ pub async fn run(
     options: RunOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Vec<StageSummary>, RunError> {
+    if options.drain && !options.until_idle {
+        return Err(RunError::Config(DRAIN_NEEDS_UNTIL_IDLE.to_string()));
+    }
     let worker = options.worker;
     check_worker_assignment(&store, worker)?;
     // Topics that already exist keep their partition count; `[log] partitions` applies to new ones.
@@ -362,6 +394,7 @@ pub async fn run(
         let stage_progress = progress[spec.name.as_str()].clone();
         let runs = spec.role != Role::Source || worker.runs_sources();
         if !runs {
+            stage_progress.input_ended.store(true, Ordering::SeqCst);
             stage_progress.done.store(true, Ordering::SeqCst);
         }
         let mut plan = StagePlan {
@@ -591,6 +624,8 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod drain_tests;
 #[cfg(test)]
 mod parallel_tests;
 #[cfg(test)]

@@ -177,7 +177,7 @@ async fn run_settled(config: &PipelineConfig, log: &Arc<dyn Log>, stores: &[(Wor
             let batches = if worker.runs_sources() { batch.take().into_iter().collect() } else { VecDeque::new() };
             components.insert("okta".to_string(), Component::Source(Box::new(Batches(batches))));
             let (_stop, shutdown) = watch::channel(false);
-            let options = RunOptions { until_idle: true, worker: *worker };
+            let options = RunOptions { until_idle: true, drain: false, worker: *worker };
             let (log, store) = (log.clone(), store.clone());
             async move {
                 let summaries = run(config, components, log, store, options, shutdown).await.unwrap();
@@ -303,7 +303,7 @@ async fn a_store_refuses_another_worker_assignment() {
         let mut components = operators(&config);
         components.insert("okta".to_string(), Component::Source(Box::new(Batches(VecDeque::new()))));
         let (_stop, shutdown) = watch::channel(false);
-        let options = RunOptions { until_idle: true, worker };
+        let options = RunOptions { until_idle: true, drain: false, worker };
         let (config, log, store) = (&config, log.clone(), store.clone());
         async move {
             let result = run(config, components, log, store, options, shutdown).await;
@@ -317,4 +317,58 @@ async fn a_store_refuses_another_worker_assignment() {
     assert!(matches!(error, RunError::WorkerMismatch { ref recorded, .. } if recorded == "1/2"), "{error}");
     let message = error.to_string();
     assert!(message.contains("not 0/1") && message.contains("--worker 1/2"), "{message}");
+}
+
+/// Ends every worker's input (`--until-idle --drain`), once all of them have settled.
+async fn drain_all(log: &Arc<dyn Log>, stores: &[(Worker, Arc<Store>)]) {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let config = config(&policies);
+    let runs = stores.iter().map(|(worker, store)| {
+        let mut components = operators(&config);
+        components.insert("okta".to_string(), Component::Source(Box::new(Batches(VecDeque::new()))));
+        let (_stop, shutdown) = watch::channel(false);
+        let options = RunOptions { until_idle: true, drain: true, worker: *worker };
+        let (config, log, store) = (&config, log.clone(), store.clone());
+        async move {
+            let summaries = run(config, components, log, store, options, shutdown).await.unwrap();
+            drop(_stop);
+            summaries
+        }
+    });
+    let summaries: Vec<StageSummary> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
+    assert!(summaries.iter().all(|s| s.failure.is_none()), "{summaries:#?}");
+}
+
+/// `records`, with each aggregate's `emitted_at` (the latest event time its worker saw, for the
+/// windows a drain fires) set to 0.
+async fn aggregates_but_emitted_at(log: &dyn Log, topic: &str) -> Vec<(u32, Option<Vec<u8>>, Vec<u8>, Vec<u8>)> {
+    let mut all = records(log, topic).await;
+    for (.., value) in &mut all {
+        let mut aggregate: weir_schemas::events::WindowAggregate = weir_schemas::decode(value).unwrap();
+        aggregate.emitted_at = 0;
+        *value = weir_schemas::encode(&aggregate).unwrap();
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_worker_drains_its_own_windows_and_together_they_fire_what_one_worker_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let phases = [users(), sign_ins(), flush_events()];
+    let (one, one_stores) = run_with(&dir.path().join("one"), 1, &phases).await;
+    let (two, two_stores) = run_with(&dir.path().join("two"), 2, &phases).await;
+    let before = records(one.as_ref(), "per_user").await.len();
+    drain_all(&one, &one_stores).await;
+    drain_all(&two, &two_stores).await;
+    assert!(records(one.as_ref(), "per_user").await.len() > before, "the drain fired the flush events' windows");
+    for topic in ["per_decision", "per_user"] {
+        let expected = aggregates_but_emitted_at(one.as_ref(), topic).await;
+        let got = aggregates_but_emitted_at(two.as_ref(), topic).await;
+        assert_eq!(got.len(), expected.len(), "{topic}: record count with two workers");
+        assert!(got == expected, "{topic}: the drained records of two workers differ from those of one");
+    }
+    // A second drain on each worker fires nothing more.
+    let after = records(two.as_ref(), "per_user").await.len();
+    drain_all(&two, &two_stores).await;
+    assert_eq!(records(two.as_ref(), "per_user").await.len(), after);
 }

@@ -14,8 +14,15 @@
 //! With several workers, other workers' stages append to the same output partitions, between
 //! and after this stage's records: the ids past the mark are then matched as a set, not in
 //! order (ids derive from the input, and workers read disjoint inputs, so they never collide).
+//!
+//! A stage marks only the partitions it appended to, so an output partition it never wrote has
+//! no mark, and a missing mark of a stage that committed input reads as "everything is
+//! committed". The first commit of a run therefore also marks, at the log's end, every output
+//! partition without a mark and with nothing past it to match ([`ReplayGuard::mark_unmarked`]):
+//! else a crash before the commit of the first records ever appended there (an aggregate's first
+//! firing, or the end of input of `weir run --drain`) would append them again after a restart.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use weir_schemas::Record;
 
@@ -35,6 +42,9 @@ pub struct ReplayGuard {
     /// Several workers write the output topics: the ids, with how often each occurs, matched as
     /// a set (see the module) instead of `pending`.
     unordered: Option<BTreeMap<(String, u32), IdCounts>>,
+    /// Output partitions with no produced mark in the store and nothing past the assumed one:
+    /// the next commit marks them (see the module).
+    unmarked: BTreeSet<(String, u32)>,
 }
 
 /// `weir-id` → how many records past the mark carry it.
@@ -56,12 +66,16 @@ impl ReplayGuard {
                 let offsets = cx.log.offsets(topic, partition).await.map_err(|e| e.to_string())?;
                 let end = offsets.end;
                 let mark = cx.store.offset(&produced_key(&cx.name), topic, partition).map_err(|e| e.to_string())?;
+                let marked = mark.is_some();
                 // No mark: either nothing was ever committed (everything on the topic is an
                 // uncommitted replay), or the stage committed before marks existed.
                 let mark = mark.unwrap_or(if has_committed_input || has_cursor { end } else { 0 });
                 // What retention deleted cannot be compared, and is no longer there to duplicate.
                 let mark = mark.max(offsets.start);
                 if mark >= end {
+                    if !marked {
+                        guard.unmarked.insert((topic.clone(), partition));
+                    }
                     continue;
                 }
                 if end - mark > MAX_PENDING {
@@ -84,6 +98,27 @@ impl ReplayGuard {
             }
         }
         Ok(guard)
+    }
+
+    /// Adds to a commit's produced marks the log's end of every output partition that has no
+    /// mark yet and that this commit does not mark (see the module); once that commit is
+    /// through, call [`ReplayGuard::marked`].
+    pub async fn mark_unmarked(
+        &self,
+        cx: &StageContext,
+        produced: &mut BTreeMap<(String, u32), u64>,
+    ) -> Result<(), LogError> {
+        for (topic, partition) in &self.unmarked {
+            if let std::collections::btree_map::Entry::Vacant(mark) = produced.entry((topic.clone(), *partition)) {
+                mark.insert(cx.log.offsets(topic, *partition).await?.end);
+            }
+        }
+        Ok(())
+    }
+
+    /// The marks added by [`ReplayGuard::mark_unmarked`] are committed.
+    pub fn marked(&mut self) {
+        self.unmarked.clear();
     }
 
     /// Drops the records that are already on the log (in order, by `weir-id`).

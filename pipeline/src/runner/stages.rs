@@ -196,6 +196,9 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
                 if let Err(e) = cx.log.flush().await {
                     return cx.fail(e.to_string());
                 }
+                if let Err(e) = guard.mark_unmarked(&cx, &mut produced).await {
+                    return cx.fail(e.to_string());
+                }
                 let checkpoint = Checkpoint {
                     consumer: cx.name.clone(),
                     cursor: batch.cursor.clone(),
@@ -205,6 +208,7 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
                 if let Err(e) = cx.store.commit(&checkpoint) {
                     return cx.fail(e.to_string());
                 }
+                guard.marked();
                 cx.progress.records_in.fetch_add(received, Ordering::Relaxed);
                 cx.progress.records_out.fetch_add(appended, Ordering::Relaxed);
                 cx.progress.bytes_in.fetch_add(bytes, Ordering::Relaxed);
@@ -213,11 +217,14 @@ pub(crate) async fn run_source(mut cx: StageContext, mut source: Box<dyn Source>
                 }
             }
             Ok(SourcePoll::Idle(delay)) => {
-                if cx.options.until_idle || !cx.sleep(delay).await {
+                if cx.options.until_idle {
+                    return cx.progress.input_ended.store(true, Ordering::SeqCst);
+                }
+                if !cx.sleep(delay).await {
                     return;
                 }
             }
-            Ok(SourcePoll::Finished) => return,
+            Ok(SourcePoll::Finished) => return cx.progress.input_ended.store(true, Ordering::SeqCst),
             Err(e) if e.kind == ErrorKind::Retryable => {
                 if !retry_wait(&mut cx, &mut backoff, &e).await {
                     return;
@@ -291,43 +298,152 @@ async fn next_batch(
     Ok(None)
 }
 
-/// Reads the next batch, or waits; `Ok(None)` means the stage is finished.
+/// What a consuming stage reads next.
+enum Next {
+    /// A batch from the input at this index of the positions.
+    Batch(usize, Vec<StoredRecord>),
+    /// `--until-idle`: every input is at its end and every stage writing them is done.
+    Idle,
+    /// Shutting down.
+    Stop,
+}
+
+/// Reads the next batch, or waits.
 async fn wait_for_batch(
     cx: &mut StageContext,
     positions: &mut [InputPosition],
     round_robin: &mut usize,
-) -> Result<Option<(usize, Vec<StoredRecord>)>, LogError> {
+) -> Result<Next, LogError> {
     loop {
         if cx.stopping() {
-            return Ok(None);
+            return Ok(Next::Stop);
         }
         // Sampled before reading: if the writers were done before the read found nothing, nothing
         // more will ever come.
         let upstream_done = cx.upstream_done();
-        if let Some(batch) = next_batch(cx, positions, round_robin).await? {
-            return Ok(Some(batch));
+        if let Some((at, batch)) = next_batch(cx, positions, round_robin).await? {
+            return Ok(Next::Batch(at, batch));
         }
-        if (cx.options.until_idle && upstream_done) || !cx.sleep(IDLE_POLL).await {
-            return Ok(None);
+        if cx.options.until_idle && upstream_done {
+            return Ok(Next::Idle);
+        }
+        if !cx.sleep(IDLE_POLL).await {
+            return Ok(Next::Stop);
         }
     }
 }
 
-/// Commits a consuming stage's batch from one input partition: the offset after it, with
-/// whatever else `checkpoint` carries (state changes, produced marks), in one transaction. Call
-/// only once everything the batch produced is durable.
+/// The stage read everything it will ever read: says so to the stages downstream if its
+/// upstream ended that way too (see [`super::StageProgress::input_ended`]); returns whether it
+/// did.
+fn end_input(cx: &StageContext) -> bool {
+    let ended = cx.upstream_ended();
+    if ended {
+        cx.progress.input_ended.store(true, Ordering::SeqCst);
+    }
+    ended
+}
+
+/// Commits a consuming stage's batch from one input partition (`read`): the offset after it,
+/// with whatever else `checkpoint` carries (state changes, produced marks), in one transaction.
+/// `read` is `None` for an operator's end of input, which moves no offset. Call only once
+/// everything the batch produced is durable.
 fn commit_batch(
     cx: &StageContext,
-    position: &mut InputPosition,
-    batch: &[StoredRecord],
+    read: Option<(&mut InputPosition, &[StoredRecord])>,
     mut checkpoint: Checkpoint,
 ) -> Result<(), String> {
-    let next = batch.last().expect("batches are not empty").offset + 1;
     checkpoint.consumer = cx.name.clone();
-    checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
+    let read = read.map(|(position, batch)| {
+        let next = batch.last().expect("batches are not empty").offset + 1;
+        checkpoint.offsets.insert((position.topic.clone(), position.partition), next);
+        (position, next, batch.len())
+    });
     cx.store.commit(&checkpoint).map_err(|e| e.to_string())?;
-    position.next = next;
-    cx.progress.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if let Some((position, next, records)) = read {
+        position.next = next;
+        cx.progress.records_in.fetch_add(records as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// What an operator emitted for a batch, or for its end of input, ready to append.
+#[derive(Default)]
+struct Emitted {
+    records: Vec<Record>,
+    /// Side output topic → its records.
+    side: BTreeMap<String, Vec<Record>>,
+    letters: Vec<Record>,
+}
+
+impl Emitted {
+    /// Takes what `out` holds for `input` (`None`: the end of input). A record the operator left
+    /// without a `weir-id` gets one derived from the input's id, or `<stage>/end-of-input`.
+    fn take(
+        &mut self,
+        cx: &StageContext,
+        topic: &str,
+        out: &mut Output,
+        input: Option<&StoredRecord>,
+    ) -> Result<(), String> {
+        let base = match input {
+            Some(input) => record_id(input),
+            None => format!("{}/end-of-input", cx.name),
+        };
+        for (i, mut record) in out.records.drain(..).enumerate() {
+            if record.header(ID_HEADER).is_none() {
+                record.headers.push((ID_HEADER.into(), format!("{base}/{i}").into_bytes()));
+            }
+            self.records.push(record);
+        }
+        for (i, (side, mut record)) in out.side.drain(..).enumerate() {
+            if record.header(ID_HEADER).is_none() {
+                record.headers.push((ID_HEADER.into(), format!("{base}/{side}/{i}").into_bytes()));
+            }
+            self.side.entry(format!("{topic}.{side}")).or_default().push(record);
+        }
+        for (n, rejected) in out.rejected.drain(..).enumerate() {
+            let mut letter = dead_letter(cx, input, n, rejected, 1)?;
+            if input.is_none() {
+                letter.headers.push((ID_HEADER.into(), format!("{base}/dlq/{n}").into_bytes()));
+            }
+            self.letters.push(letter);
+        }
+        Ok(())
+    }
+}
+
+/// The one commit path of an operator, for a processed batch (`read`) and for its end of input
+/// (`None`): appends what it emitted (the replay guard dropping what an uncommitted attempt
+/// before a crash already appended), syncs it when `sync`, then commits the state changes, the
+/// produced marks and the offset after the batch in one transaction.
+async fn commit_operator(
+    cx: &StageContext,
+    topic: &str,
+    guard: &mut ReplayGuard,
+    emitted: Emitted,
+    state: BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>,
+    read: Option<(&mut InputPosition, &[StoredRecord])>,
+    sync: bool,
+) -> Result<(), String> {
+    let count = emitted.records.len() as u64;
+    let mut produced = BTreeMap::new();
+    append_outputs(cx, topic, emitted.records, guard, &mut produced).await.map_err(|e| e.to_string())?;
+    for (side_topic, records) in emitted.side {
+        if !cx.topic_partitions.contains_key(&side_topic) {
+            return Err(format!("emitted to side output `{side_topic}`, which it does not list in side_outputs()"));
+        }
+        append_outputs(cx, &side_topic, records, guard, &mut produced).await.map_err(|e| e.to_string())?;
+    }
+    write_dead_letters(cx, emitted.letters).await.map_err(|e| e.to_string())?;
+    // The outputs must be on disk before the offsets that say they were produced.
+    if sync {
+        cx.log.flush().await.map_err(|e| e.to_string())?;
+    }
+    guard.mark_unmarked(cx, &mut produced).await.map_err(|e| e.to_string())?;
+    commit_batch(cx, read, Checkpoint { state, produced, ..Default::default() })?;
+    guard.marked();
+    cx.progress.records_out.fetch_add(count, Ordering::Relaxed);
     Ok(())
 }
 
@@ -356,14 +472,13 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
     let mut out = Output::default();
     'batches: loop {
         let (at, batch) = match wait_for_batch(&mut cx, &mut positions, &mut round_robin).await {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return,
+            Ok(Next::Batch(at, batch)) => (at, batch),
+            Ok(Next::Idle) => return end_operator_input(cx, operator.as_mut(), &topic, &mut guard).await,
+            Ok(Next::Stop) => return,
             Err(e) => return cx.fail(e.to_string()),
         };
         let mut state = StateOverlay::new(&store, &cx.name);
-        let mut outputs = Vec::new();
-        let mut side_outputs: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-        let mut letters = Vec::new();
+        let mut emitted = Emitted::default();
         let owned = positions[at].owned;
         for input in &batch {
             out.clear();
@@ -389,56 +504,67 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
                     return cx.fail(format!("{}/{}/{}: {}", input.topic, input.partition, input.offset, e.message))
                 }
             }
-            let input_id = record_id(input);
-            for (i, mut record) in out.records.drain(..).enumerate() {
-                if record.header(ID_HEADER).is_none() {
-                    record.headers.push((ID_HEADER.into(), format!("{input_id}/{i}").into_bytes()));
-                }
-                outputs.push(record);
-            }
-            for (i, (side, mut record)) in out.side.drain(..).enumerate() {
-                if record.header(ID_HEADER).is_none() {
-                    record.headers.push((ID_HEADER.into(), format!("{input_id}/{side}/{i}").into_bytes()));
-                }
-                side_outputs.entry(format!("{topic}.{side}")).or_default().push(record);
-            }
-            for (n, rejected) in out.rejected.drain(..).enumerate() {
-                match dead_letter(&cx, Some(input), n, rejected, 1) {
-                    Ok(letter) => letters.push(letter),
-                    Err(e) => return cx.fail(e),
-                }
+            if let Err(e) = emitted.take(&cx, &topic, &mut out, Some(input)) {
+                return cx.fail(e);
             }
         }
         backoff.reset();
-        let emitted = outputs.len() as u64;
-        let mut produced = BTreeMap::new();
-        if let Err(e) = append_outputs(&cx, &topic, outputs, &mut guard, &mut produced).await {
-            return cx.fail(e.to_string());
-        }
-        for (side_topic, records) in side_outputs {
-            if !cx.topic_partitions.contains_key(&side_topic) {
-                return cx
-                    .fail(format!("emitted to side output `{side_topic}`, which it does not list in side_outputs()"));
-            }
-            if let Err(e) = append_outputs(&cx, &side_topic, records, &mut guard, &mut produced).await {
-                return cx.fail(e.to_string());
-            }
-        }
-        if let Err(e) = write_dead_letters(&cx, letters).await {
-            return cx.fail(e.to_string());
-        }
-        // The outputs must be on disk before the offsets that say they were produced.
-        if owned {
-            if let Err(e) = cx.log.flush().await {
-                return cx.fail(e.to_string());
-            }
-        }
-        let checkpoint = Checkpoint { state: state.changes, produced, ..Default::default() };
-        if let Err(e) = commit_batch(&cx, &mut positions[at], &batch, checkpoint) {
+        let read = Some((&mut positions[at], batch.as_slice()));
+        if let Err(e) = commit_operator(&cx, &topic, &mut guard, emitted, state.changes, read, owned).await {
             return cx.fail(e);
         }
-        cx.progress.records_out.fetch_add(emitted, Ordering::Relaxed);
     }
+}
+
+/// An operator's inputs ended (`--until-idle`). With `--drain`, and if every stage upstream
+/// ended by reaching the end of its own input (not by failing or stopping), calls
+/// [`Operator::end_of_input`] once and commits what it emitted through the batches' commit path
+/// (no offset moves); the stage then ends, and the stages downstream read those outputs before
+/// they end in turn.
+async fn end_operator_input(mut cx: StageContext, operator: &mut dyn Operator, topic: &str, guard: &mut ReplayGuard) {
+    if !cx.upstream_ended() {
+        if cx.options.drain {
+            tracing::warn!(
+                stage = %cx.name,
+                "not ending this operator's input (--drain): a stage upstream failed or stopped before the end of its input"
+            );
+        }
+        return;
+    }
+    if cx.options.drain {
+        let store = cx.store.clone();
+        let mut backoff = new_backoff();
+        let mut out = Output::default();
+        loop {
+            let mut state = StateOverlay::new(&store, &cx.name);
+            out.clear();
+            match operator.end_of_input(&mut state, &mut out) {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::Retryable => {
+                    // As for a batch: nothing is committed; back to the committed state, again.
+                    if !retry_wait(&mut cx, &mut backoff, &e).await {
+                        return;
+                    }
+                    if let Err(e) = operator.restore(&StateOverlay::new(&store, &cx.name)) {
+                        return cx.fail(format!("restoring state: {}", e.message));
+                    }
+                    continue;
+                }
+                Err(e) => return cx.fail(format!("end of input: {}", e.message)),
+            }
+            let mut emitted = Emitted::default();
+            if let Err(e) = emitted.take(&cx, topic, &mut out, None) {
+                return cx.fail(e);
+            }
+            let records = emitted.records.len();
+            if let Err(e) = commit_operator(&cx, topic, guard, emitted, state.changes, None, true).await {
+                return cx.fail(e);
+            }
+            tracing::info!(stage = %cx.name, records, "end of input committed (--drain)");
+            break;
+        }
+    }
+    end_input(&cx);
 }
 
 /// Runs a sink: read, deliver (retrying what may succeed later), dead-letter what the
@@ -454,8 +580,12 @@ pub(crate) async fn run_sink(mut cx: StageContext, sink: Box<dyn Sink>) {
     let mut backoff = new_backoff();
     loop {
         let (at, batch) = match wait_for_batch(&mut cx, &mut positions, &mut round_robin).await {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return,
+            Ok(Next::Batch(at, batch)) => (at, batch),
+            Ok(Next::Idle) => {
+                end_input(&cx);
+                return;
+            }
+            Ok(Next::Stop) => return,
             Err(e) => return cx.fail(e.to_string()),
         };
         // Records outside the sink's route are skipped: read, not delivered, and committed.
@@ -541,7 +671,7 @@ pub(crate) async fn run_sink(mut cx: StageContext, sink: Box<dyn Sink>) {
                 return cx.fail(e.to_string());
             }
         }
-        if let Err(e) = commit_batch(&cx, &mut positions[at], &batch, Checkpoint::default()) {
+        if let Err(e) = commit_batch(&cx, Some((&mut positions[at], batch.as_slice())), Checkpoint::default()) {
             return cx.fail(e);
         }
         cx.progress.records_out.fetch_add(delivered, Ordering::Relaxed);
