@@ -50,7 +50,8 @@ pub mod violations;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -65,6 +66,7 @@ pub use testing::{test_policies, TestReport};
 pub use udf::{UdfSpec, Udfs};
 
 use eval::{condition_holds, subject_value, Activation};
+use fast::encode::{DecisionFields, Encoder};
 use fast::SubjectPlan;
 use rules::{precedence, Rule};
 use violations::{violation_key, OpenEntry, OpenIndex, OpenViolation, OPEN_TABLE};
@@ -266,26 +268,37 @@ impl Policy {
             Ok(verdicts) => verdicts,
             Err(reason) => return Ok(Err(reason)),
         };
-        self.finish(&set, verdicts, &enriched.event_uid, enriched.time, state).map(Ok)
+        let decided = self.finish(verdicts, &enriched.event_uid, enriched.time, state)?;
+        Ok(Ok(decided.into_decision(&set, &enriched.event_uid, enriched.time)))
     }
 
     /// Decides a single-object encoded `EnrichedEvent` the compiled way: `None` when it must go
-    /// the interpreted way (see [`fast`]), else the decision (violations written to `state`).
-    pub fn decide_compiled(
+    /// the interpreted way (see [`fast`]), else how many rules matched and how many violations
+    /// changed (written to `state`). For the benchmark's stages; `process` also encodes.
+    pub fn decide_compiled(&mut self, bytes: &[u8], state: &mut dyn State) -> Result<Option<usize>, ComponentError> {
+        self.decide_compiled_then(bytes, state, |_, _, decided| decided.matched.len() + decided.changes.len())
+    }
+
+    /// Decides the compiled way (see [`Policy::decide_compiled`]) and hands the result to `then`.
+    fn decide_compiled_then<T>(
         &mut self,
         bytes: &[u8],
         state: &mut dyn State,
-    ) -> Result<Option<(PolicyDecision, i64)>, ComponentError> {
+        then: impl FnOnce(&PolicySet, &fast::Enriched<'_>, Decided<'_>) -> T,
+    ) -> Result<Option<T>, ComponentError> {
         let set = Arc::clone(&self.set);
-        let Some(enriched) = set.fast().decode_enriched(bytes) else {
+        let Some(mut enriched) = set.fast().decode_enriched(bytes) else {
             return Ok(None);
         };
-        let event = set.fast().decode_event(enriched.event);
-        let Some(verdicts) = self.evaluate_compiled(&set, &enriched, event.as_ref()) else {
+        if !set.fast().decode_event(&mut enriched) {
+            // The interpreted way rejects the input when a rule reads the event it cannot decode.
+            return Ok(None);
+        }
+        let Some(verdicts) = self.evaluate_compiled(&set, &enriched) else {
             return Ok(None);
         };
-        let decision = self.finish(&set, verdicts, enriched.event_uid, enriched.time, state)?;
-        Ok(Some((decision, enriched.time)))
+        let decided = self.finish(verdicts, enriched.event_uid, enriched.time, state)?;
+        Ok(Some(then(&set, &enriched, decided)))
     }
 
     /// Every applicable rule's verdict, interpreted; `Err` is a reason to reject the input.
@@ -322,7 +335,7 @@ impl Policy {
                 },
                 None => activation.default_subject(),
             };
-            verdicts.push(rule, subject, holds, &enriched.event_uid, self.open.of_rule(&rule.id));
+            verdicts.push(rule, subject.map(Cow::Owned), holds, &enriched.event_uid, self.open.of_rule(&rule.id));
         }
         if let Some(reason) = activation.event_error() {
             return Err(reason.to_string());
@@ -331,18 +344,15 @@ impl Policy {
     }
 
     /// Every applicable rule's verdict, compiled; `None` when a rule is not compiled or not sure.
-    fn evaluate_compiled<'r>(
-        &self,
-        set: &'r PolicySet,
-        enriched: &fast::Enriched<'_>,
-        event: Option<&fast::avro::Node<'_>>,
-    ) -> Option<Verdicts<'r>> {
+    fn evaluate_compiled<'r>(&self, set: &'r PolicySet, enriched: &fast::Enriched<'_>) -> Option<Verdicts<'r>> {
         let fast = set.fast();
-        let vars = enriched.vars(event);
+        let vars = enriched.vars();
+        let mut memo = fast.guard_memo();
         let mut verdicts = Verdicts::default();
         for &index in set.rules_for(enriched.class_uid) {
             let rule = &set.rules[index];
-            let holds = fast.condition(index)?.holds(&vars)?;
+            let condition = fast.condition(index)?;
+            let holds = !fast.excluded(index, &vars, &mut memo) && condition.holds(&vars)?;
             if holds {
                 verdicts.matched.push(rule);
             }
@@ -362,7 +372,7 @@ impl Policy {
                 }
             };
             let subject = match fast.subject(index) {
-                SubjectPlan::Default => enriched.default_subject(event)?,
+                SubjectPlan::Default => fast.default_subject(&vars)?,
                 SubjectPlan::Compiled(program) => program.subject(&vars)?,
                 SubjectPlan::Interpreted => return None,
             };
@@ -371,15 +381,14 @@ impl Policy {
         Some(verdicts)
     }
 
-    /// Applies the verdicts: violations opened, updated or resolved (in `state`), and the decision.
-    fn finish(
+    /// Applies the verdicts: violations opened, updated or resolved (in `state`).
+    fn finish<'r>(
         &mut self,
-        set: &PolicySet,
-        verdicts: Verdicts<'_>,
+        verdicts: Verdicts<'r>,
         event_uid: &str,
         time: i64,
         state: &mut dyn State,
-    ) -> Result<PolicyDecision, ComponentError> {
+    ) -> Result<Decided<'r>, ComponentError> {
         let Verdicts { matched, pending } = verdicts;
         let mut changes: Vec<Violation> = Vec::with_capacity(pending.len());
         for Pending { rule, subject, holds } in pending {
@@ -390,24 +399,7 @@ impl Policy {
             }
         }
         self.stats.events += 1;
-        let decision = matched.iter().map(|r| r.decision).max_by_key(|d| precedence(*d)).unwrap_or(Decision::Allow);
-        let mut labels = BTreeMap::new();
-        for rule in &matched {
-            for (k, v) in &rule.labels {
-                labels.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
-        Ok(PolicyDecision {
-            decision_uid: [event_uid, "/", set.short_version()].concat(),
-            event_uid: event_uid.to_string(),
-            time,
-            decision,
-            policy_set_version: set.version.clone(),
-            matched_rules: matched.iter().map(|r| r.id.clone()).collect(),
-            severity_id: matched.iter().map(|r| r.severity.id()).max().unwrap_or(0),
-            labels,
-            violations: changes,
-        })
+        Ok(Decided { matched, changes })
     }
 
     fn rule_error(&mut self, rule: &Rule, event_uid: &str, reason: &str) {
@@ -475,41 +467,107 @@ impl Policy {
         Ok(Some(violation(rule, key, ViolationStatus::Resolved, resolved, summary)))
     }
 
-    /// Emits a decision and its violations (or rejects the input if one cannot be encoded).
-    fn emit(&mut self, decision: PolicyDecision, input: &StoredRecord, time: i64, out: &mut Output) {
-        let original = &input.record.value;
-        let mut side = Vec::with_capacity(decision.violations.len());
-        // The compiled way encodes without serde (same bytes); the interpreted way as it always did.
-        let encoder = if self.compiled { self.encoder } else { None };
-        for v in &decision.violations {
-            let encoded = match encoder {
-                Some(encoder) => Ok(encoder.violation(v)),
-                None => weir_schemas::encode(v),
-            };
-            match encoded {
-                Ok(value) => side.push(Record::new(time, value).with_key(v.violation_key.as_bytes())),
-                Err(e) => {
-                    let reason = format!("enriched event {}: cannot encode a violation: {e}", decision.event_uid);
-                    out.reject(reason, original);
-                    return;
-                }
-            }
-        }
-        let key = input.record.key.clone().unwrap_or_else(|| decision.event_uid.as_bytes().to_vec());
-        let encoded = match encoder {
-            Some(encoder) => Ok(encoder.decision(&decision)),
-            None => weir_schemas::encode(&decision),
-        };
+    /// Emits a decision and its violations, encoded the generic way (or rejects the input if one
+    /// cannot be encoded).
+    fn emit(decision: PolicyDecision, input: &StoredRecord, out: &mut Output) {
+        let violations = decision.violations.iter().map(weir_schemas::encode);
+        let encoded = weir_schemas::encode(&decision);
+        emit_encoded(&decision.event_uid, decision.time, encoded, violations, &decision.violations, input, out);
+    }
+}
+
+/// Emits an encoded decision and its encoded violations, keyed (or rejects the input with the
+/// first encoding error).
+fn emit_encoded<E: std::fmt::Display>(
+    event_uid: &str,
+    time: i64,
+    decision: Result<Vec<u8>, E>,
+    encoded_violations: impl Iterator<Item = Result<Vec<u8>, E>>,
+    violations: &[Violation],
+    input: &StoredRecord,
+    out: &mut Output,
+) {
+    let original = &input.record.value;
+    let mut side = Vec::with_capacity(violations.len());
+    for (v, encoded) in violations.iter().zip(encoded_violations) {
         match encoded {
-            Ok(value) => out.emit(Record::new(time, value).with_key(key)),
+            Ok(value) => side.push(Record::new(time, value).with_key(v.violation_key.as_bytes())),
             Err(e) => {
-                out.reject(format!("enriched event {}: cannot encode its decision: {e}", decision.event_uid), original);
+                out.reject(format!("enriched event {event_uid}: cannot encode a violation: {e}"), original);
                 return;
             }
         }
-        for record in side {
-            out.emit_side(VIOLATIONS_OUTPUT, record);
+    }
+    let key = input.record.key.clone().unwrap_or_else(|| event_uid.as_bytes().to_vec());
+    match decision {
+        Ok(value) => out.emit(Record::new(time, value).with_key(key)),
+        Err(e) => {
+            out.reject(format!("enriched event {event_uid}: cannot encode its decision: {e}"), original);
+            return;
         }
+    }
+    for record in side {
+        out.emit_side(VIOLATIONS_OUTPUT, record);
+    }
+}
+
+/// What deciding one event found: the rules that matched (in id order) and the violations it
+/// opened, updated or resolved (already in the state).
+struct Decided<'r> {
+    matched: Vec<&'r Rule>,
+    changes: Vec<Violation>,
+}
+
+impl Decided<'_> {
+    /// The strongest decision of the rules that matched (deny > review > allow), allow when none did.
+    fn decision(&self) -> Decision {
+        self.matched.iter().map(|r| r.decision).max_by_key(|d| precedence(*d)).unwrap_or(Decision::Allow)
+    }
+
+    /// The highest severity of the rules that matched, 0 when none did.
+    fn severity_id(&self) -> i32 {
+        self.matched.iter().map(|r| r.severity.id()).max().unwrap_or(0)
+    }
+
+    /// The union of the matched rules' labels, sorted by name; on a clash the first rule's.
+    fn labels(&self) -> Vec<(&str, &str)> {
+        let mut labels: Vec<(&str, &str)> =
+            self.matched.iter().flat_map(|r| r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))).collect();
+        // A stable sort keeps the rules' order among equal names; dedup keeps the first of each.
+        labels.sort_by_key(|(k, _)| *k);
+        labels.dedup_by_key(|(k, _)| *k);
+        labels
+    }
+
+    /// The decision as a record.
+    fn into_decision(self, set: &PolicySet, event_uid: &str, time: i64) -> PolicyDecision {
+        PolicyDecision {
+            decision_uid: [event_uid, "/", set.short_version()].concat(),
+            event_uid: event_uid.to_string(),
+            time,
+            decision: self.decision(),
+            policy_set_version: set.version.clone(),
+            matched_rules: self.matched.iter().map(|r| r.id.clone()).collect(),
+            severity_id: self.severity_id(),
+            labels: self.labels().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            violations: self.changes,
+        }
+    }
+
+    /// The decision, encoded directly (the same bytes as the record through serde).
+    fn encode(&self, encoder: Encoder, set: &PolicySet, event_uid: &str, time: i64) -> Vec<u8> {
+        let labels = self.labels();
+        encoder.decision_fields(DecisionFields {
+            decision_uid: &[event_uid, "/", set.short_version()],
+            event_uid,
+            time,
+            decision: self.decision(),
+            policy_set_version: &set.version,
+            matched_rules: self.matched.iter().map(|r| r.id.as_str()),
+            severity_id: self.severity_id(),
+            labels: labels.iter().copied(),
+            violations: &self.changes,
+        })
     }
 }
 
@@ -541,7 +599,7 @@ impl<'r> Verdicts<'r> {
     fn push(
         &mut self,
         rule: &'r Rule,
-        subject: Option<String>,
+        subject: Option<Cow<'_, str>>,
         holds: bool,
         event_uid: &str,
         open: Option<&HashMap<String, OpenEntry>>,
@@ -549,11 +607,11 @@ impl<'r> Verdicts<'r> {
         let subject = match subject {
             Some(subject) => subject,
             // A match nobody can be named for is a violation of its own event.
-            None if holds => format!("event:{event_uid}"),
+            None if holds => Cow::Owned(format!("event:{event_uid}")),
             None => return,
         };
-        if holds || open.is_some_and(|open| open.contains_key(&subject)) {
-            self.pending.push(Pending { rule, subject, holds });
+        if holds || open.is_some_and(|open| open.contains_key(subject.as_ref())) {
+            self.pending.push(Pending { rule, subject: subject.into_owned(), holds });
         }
     }
 }
@@ -583,8 +641,18 @@ impl Operator for Policy {
         self.maybe_reload();
         let original = &input.record.value;
         if self.compiled {
-            if let Some((decision, time)) = self.decide_compiled(original, state)? {
-                self.emit(decision, input, time, out);
+            let encoder = self.encoder;
+            let emitted = self.decide_compiled_then(original, state, |set, enriched, decided| match encoder {
+                // Encoded without serde: the same bytes, without building the records first.
+                Some(encoder) => {
+                    let (uid, time) = (enriched.event_uid, enriched.time);
+                    let decision = Ok::<_, std::convert::Infallible>(decided.encode(encoder, set, uid, time));
+                    let violations = decided.changes.iter().map(|v| Ok(encoder.violation(v)));
+                    emit_encoded(uid, time, decision, violations, &decided.changes, input, out);
+                }
+                None => Policy::emit(decided.into_decision(set, enriched.event_uid, enriched.time), input, out),
+            })?;
+            if emitted.is_some() {
                 return Ok(());
             }
         }
@@ -597,7 +665,7 @@ impl Operator for Policy {
             }
         };
         match self.decide(&enriched, state)? {
-            Ok(decision) => self.emit(decision, input, enriched.time, out),
+            Ok(decision) => Policy::emit(decision, input, out),
             Err(reason) => {
                 self.stats.rejected += 1;
                 out.reject(format!("enriched event {}: {reason}", enriched.event_uid), original);

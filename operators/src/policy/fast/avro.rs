@@ -1,6 +1,12 @@
 //! Schema-aware partial Avro decoding: reads a datum straight from its bytes, keeping only the
 //! fields a [`FieldTree`] names and skipping the rest by schema.
 //!
+//! The fields rules read go to **slots** ([`SlotTree`]): one per field on a path some rule uses,
+//! numbered once when the policy set is compiled, so a rule finds a value by index instead of by
+//! name, and records on the way cost no allocation (a slot only notes that the record was
+//! there). Values a rule reads as a whole (lists, maps, records it takes the size of or looks
+//! into by key) are decoded into a [`Node`] tree in their slot.
+//!
 //! Skipped values are still checked as thoroughly as apache-avro checks them (varint length,
 //! booleans, UTF-8 strings and map keys, enum and union indices, lengths within the input), and
 //! the datum must use exactly the bytes there are, so bytes this reader accepts are bytes the
@@ -82,6 +88,49 @@ impl<'a> Node<'a> {
     }
 }
 
+/// What a slot holds after decoding.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Slot<'a> {
+    /// Not reached: a record on the way was null or absent, or the field is not in this schema.
+    #[default]
+    Unset,
+    /// A record was there; its fields are in their own slots.
+    Record,
+    /// A value (with everything kept below it).
+    Value(Node<'a>),
+}
+
+/// The slots of one var's fields: a [`FieldTree`] with a slot number at every node. A node that
+/// is `whole` is read into its slot as a [`Node`], so nothing below it has a slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotTree {
+    /// This node's slot.
+    pub slot: u16,
+    /// What to keep when this node's value is read as a [`Node`] (lists, maps, whole records).
+    pub keep: FieldTree,
+    /// The fields below, when this node is a record read field by field.
+    pub children: BTreeMap<String, SlotTree>,
+}
+
+impl SlotTree {
+    /// Numbers `tree`'s nodes from `*next` on, depth first.
+    pub fn number(tree: &FieldTree, next: &mut u16) -> SlotTree {
+        let slot = *next;
+        *next += 1;
+        let children = if tree.whole {
+            BTreeMap::new()
+        } else {
+            tree.children.iter().map(|(name, child)| (name.clone(), SlotTree::number(child, next))).collect()
+        };
+        SlotTree { slot, keep: tree.clone(), children }
+    }
+
+    /// The child named `name`.
+    pub fn child(&self, name: &str) -> Option<&SlotTree> {
+        self.children.get(name)
+    }
+}
+
 /// The bytes were not a datum of the schema (or used something this reader does not support).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Malformed;
@@ -117,6 +166,8 @@ pub enum Reader<'s> {
     Map(Box<Reader<'s>>),
     /// A record's fields (name, kept or not, reader) and how many are kept.
     Record(Vec<(&'s str, bool, Reader<'s>)>, usize),
+    /// A record read into slots: each field with its slot (`None`: skipped).
+    Slotted(Vec<(Option<u16>, Reader<'s>)>),
 }
 
 impl<'s> Reader<'s> {
@@ -124,6 +175,51 @@ impl<'s> Reader<'s> {
     /// keeping what `tree` names; `None` when the schema uses a type this reader does not handle.
     pub fn new(schema: &'s Schema, tree: &FieldTree) -> Option<Reader<'s>> {
         build(schema, Some(tree), &mut HashMap::new())
+    }
+
+    /// A reader of `schema` that writes the fields `tree` numbers into their slots (see
+    /// [`Reader::read_all_into`]); `None` when the schema uses a type this reader does not handle.
+    pub fn slotted(schema: &'s Schema, tree: &SlotTree) -> Option<Reader<'s>> {
+        build_slotted(schema, tree, &mut HashMap::new())
+    }
+
+    /// Reads one datum that must span all of `bytes` into `slots`, its root into `root`. On
+    /// `Malformed`, slots may be partly written: the caller clears them.
+    pub fn read_all_into<'a>(&self, bytes: &'a [u8], slots: &mut [Slot<'a>], root: u16) -> Result<(), Malformed>
+    where
+        's: 'a,
+    {
+        let mut input = Cursor { bytes, pos: 0 };
+        self.read_into(&mut input, slots, root)?;
+        if input.pos == bytes.len() {
+            Ok(())
+        } else {
+            Err(Malformed)
+        }
+    }
+
+    fn read_into<'a>(&self, input: &mut Cursor<'a>, slots: &mut [Slot<'a>], slot: u16) -> Result<(), Malformed>
+    where
+        's: 'a,
+    {
+        match self {
+            Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.read_into(input, slots, slot),
+            Reader::Slotted(fields) => {
+                *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Record;
+                for (field_slot, reader) in fields {
+                    match field_slot {
+                        Some(field_slot) => reader.read_into(input, slots, *field_slot)?,
+                        None => reader.skip(input)?,
+                    }
+                }
+                Ok(())
+            }
+            reader => {
+                let value = reader.read(input)?;
+                *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Value(value);
+                Ok(())
+            }
+        }
     }
 
     /// Reads one datum that must span all of `bytes`.
@@ -184,6 +280,8 @@ impl<'s> Reader<'s> {
                 }
                 Node::Record(out)
             }
+            // Only `read_into` reads slotted records; a reader is never built to get here.
+            Reader::Slotted(_) => return Err(Malformed),
         })
     }
 
@@ -225,6 +323,11 @@ impl<'s> Reader<'s> {
             })?,
             Reader::Record(fields, _) => {
                 for (_, _, reader) in fields {
+                    reader.skip(input)?;
+                }
+            }
+            Reader::Slotted(fields) => {
+                for (_, reader) in fields {
                     reader.skip(input)?;
                 }
             }
@@ -282,6 +385,36 @@ fn build<'s>(
             return build(definition, tree, names);
         }
         Schema::Decimal(_) | Schema::BigDecimal | Schema::Uuid(_) | Schema::Duration(_) => return None,
+    })
+}
+
+/// [`build`] for a slotted node: records (not kept whole) are read field by field into the
+/// slots of `tree`'s children; anything else is read as a [`Node`] keeping `tree.keep`.
+fn build_slotted<'s>(
+    schema: &'s Schema,
+    tree: &SlotTree,
+    names: &mut HashMap<&'s Name, &'s Schema>,
+) -> Option<Reader<'s>> {
+    Some(match schema {
+        Schema::Record(record) if !tree.keep.whole => {
+            names.insert(&record.name, schema);
+            let mut fields = Vec::with_capacity(record.fields.len());
+            for field in &record.fields {
+                fields.push(match tree.child(&field.name) {
+                    Some(child) => (Some(child.slot), build_slotted(&field.schema, child, names)?),
+                    None => (None, build(&field.schema, None, names)?),
+                });
+            }
+            Reader::Slotted(fields)
+        }
+        Schema::Union(union) => {
+            Reader::Union(union.variants().iter().map(|v| build_slotted(v, tree, names)).collect::<Option<Vec<_>>>()?)
+        }
+        Schema::Ref { name } => {
+            let definition = *names.get(name)?;
+            return build_slotted(definition, tree, names);
+        }
+        _ => return build(schema, Some(&tree.keep), names),
     })
 }
 

@@ -10,9 +10,11 @@
 //! does not compare (doubles, lists with lists, maps). The caller then asks the interpreter, so
 //! a compiled rule gives exactly CEL's result, errors included.
 
+use std::borrow::Cow;
+
 use cel::common::ast::{Expr, IdedExpr, LiteralValue};
 
-use super::avro::{FieldTree, Node};
+use super::avro::{FieldTree, Node, Slot, SlotTree};
 
 /// The variables a compiled expression reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,9 +87,9 @@ pub enum Compiled {
     /// A list literal of literals.
     List(Vec<Lit>),
     /// A variable and a path below it.
-    Path(Var, Vec<Step>),
-    /// `has(x.field)`.
-    Has(Box<Compiled>, String),
+    Path(PathRef),
+    /// `has(x.field)`, with the slot of `x.field` when `x` is read field by field.
+    Has(Box<Compiled>, String, Option<u16>),
     /// `a && b`.
     And(Box<Compiled>, Box<Compiled>),
     /// `a || b`.
@@ -106,6 +108,108 @@ pub enum Compiled {
     Size(Box<Compiled>),
     /// `s.startsWith(t)` and friends.
     Str(Box<Compiled>, Box<Compiled>, StrFn),
+}
+
+/// A path below a variable, and where its value is found once decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathRef {
+    /// The variable.
+    pub var: Var,
+    /// The steps below it.
+    pub steps: Vec<Step>,
+    /// The slots of the variable and of each field of the path that has one (set by
+    /// [`Compiled::resolve`]; empty before, which evaluates to "not sure").
+    chain: Vec<u16>,
+}
+
+impl PathRef {
+    fn new(var: Var, steps: Vec<Step>) -> PathRef {
+        PathRef { var, steps, chain: Vec::new() }
+    }
+}
+
+/// The slots of a compiled policy set: the `EnrichedEvent`'s fields (its contexts are `user`,
+/// `device` and `asset`), then the typed event's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The `EnrichedEvent`, slot 0.
+    pub enriched: SlotTree,
+    /// The typed event (`event`), numbered after the enriched event's slots.
+    pub event: SlotTree,
+    /// How many slots there are.
+    len: u16,
+}
+
+impl Layout {
+    /// Numbers the fields of `enriched` and then those of `event`.
+    pub fn new(enriched: &FieldTree, event: &FieldTree) -> Layout {
+        let mut next = 0;
+        let enriched = SlotTree::number(enriched, &mut next);
+        let event = SlotTree::number(event, &mut next);
+        Layout { enriched, event, len: next }
+    }
+
+    /// How many slots an event needs.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether there are no slots (never: the roots have one each).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The slots of the typed event.
+    pub fn event_slots(&self) -> std::ops::Range<usize> {
+        usize::from(self.event.slot)..self.len()
+    }
+
+    /// The slot tree of `var` (`None` for `class_uid`, which is not decoded).
+    pub fn root(&self, var: Var) -> Option<&SlotTree> {
+        match var {
+            Var::Event => Some(&self.event),
+            Var::User => self.enriched.child("user_context"),
+            Var::Device => self.enriched.child("device_context"),
+            Var::Asset => self.enriched.child("asset_context"),
+            Var::Missing => self.enriched.child("missing_context"),
+            Var::ClassUid => None,
+        }
+    }
+
+    /// The slots along `steps` below `var`: the variable's, then each leading field's that has
+    /// one (a list index, or a field below a value read whole, ends the chain).
+    fn chain(&self, var: Var, steps: &[Step]) -> Vec<u16> {
+        let Some(mut node) = self.root(var) else {
+            return Vec::new();
+        };
+        let mut chain = vec![node.slot];
+        for step in steps {
+            match step {
+                Step::Field(name) => match node.child(name) {
+                    Some(child) => {
+                        chain.push(child.slot);
+                        node = child;
+                    }
+                    None => break,
+                },
+                Step::Index(_) => break,
+            }
+        }
+        chain
+    }
+
+    /// The slot of the field `field` of the value at `var` and `steps`, when that value is read
+    /// field by field.
+    fn field_slot(&self, var: Var, steps: &[Step], field: &str) -> Option<u16> {
+        let mut node = self.root(var)?;
+        for step in steps {
+            node = match step {
+                Step::Field(name) => node.child(name)?,
+                Step::Index(_) => return None,
+            };
+        }
+        node.child(field).map(|child| child.slot)
+    }
 }
 
 /// The fields compiled expressions read, per variable.
@@ -177,17 +281,17 @@ fn compile_expr(expr: &IdedExpr, reads: &mut Reads) -> Option<Compiled> {
             if let Expr::Select(select) = &expr.expr {
                 if select.test {
                     let target = compile_expr(&select.operand, reads)?;
-                    if let Compiled::Path(var, steps) = &target {
-                        let mut steps = steps.clone();
+                    if let Compiled::Path(path) = &target {
+                        let mut steps = path.steps.clone();
                         steps.push(Step::Field(select.field.clone()));
-                        reads.add(*var, &steps, false);
+                        reads.add(path.var, &steps, false);
                     }
-                    return Some(Compiled::Has(Box::new(target), select.field.clone()));
+                    return Some(Compiled::Has(Box::new(target), select.field.clone(), None));
                 }
             }
             let (var, steps) = path(expr)?;
             reads.add(var, &steps, false);
-            Some(Compiled::Path(var, steps))
+            Some(Compiled::Path(PathRef::new(var, steps)))
         }
         Expr::Call(call) => {
             let name = call.func_name.as_str();
@@ -206,15 +310,15 @@ fn compile_expr(expr: &IdedExpr, reads: &mut Reads) -> Option<Compiled> {
                         "@in" => {
                             let (a, b) = pair(reads)?;
                             // Membership in a map or record looks at all its keys.
-                            if let Compiled::Path(var, steps) = b.as_ref() {
-                                reads.add(*var, steps, true);
+                            if let Compiled::Path(path) = b.as_ref() {
+                                reads.add(path.var, &path.steps, true);
                             }
                             Some(Compiled::In(a, b))
                         }
                         "_[_]" => {
                             let (var, steps) = path(expr)?;
                             reads.add(var, &steps, false);
-                            Some(Compiled::Path(var, steps))
+                            Some(Compiled::Path(PathRef::new(var, steps)))
                         }
                         _ => None,
                     }
@@ -243,9 +347,9 @@ fn compile_expr(expr: &IdedExpr, reads: &mut Reads) -> Option<Compiled> {
 
 fn size(target: &IdedExpr, reads: &mut Reads) -> Option<Compiled> {
     let compiled = compile_expr(target, reads)?;
-    if let Compiled::Path(var, steps) = &compiled {
+    if let Compiled::Path(path) = &compiled {
         // The size of a record counts all its fields.
-        reads.add(*var, steps, true);
+        reads.add(path.var, &path.steps, true);
     }
     Some(Compiled::Size(Box::new(compiled)))
 }
@@ -293,20 +397,12 @@ fn path(expr: &IdedExpr) -> Option<(Var, Vec<Step>)> {
     }
 }
 
-/// What compiled expressions read from: the decoded variables of one event.
+/// What compiled expressions read from: the decoded slots of one event (see [`Layout`]).
 pub struct Vars<'n, 'a> {
-    /// `event`, when decoded.
-    pub event: Option<&'n Node<'a>>,
-    /// `user`: the record, or null.
-    pub user: &'n Node<'a>,
-    /// `device`.
-    pub device: &'n Node<'a>,
-    /// `asset`.
-    pub asset: &'n Node<'a>,
+    /// The slots.
+    pub slots: &'n [Slot<'a>],
     /// `class_uid`.
     pub class_uid: i64,
-    /// `missing`: a list of strings.
-    pub missing: &'n Node<'a>,
 }
 
 /// A value during evaluation.
@@ -326,6 +422,8 @@ pub enum Val<'n, 'a> {
     Lits(&'n [Lit]),
     /// A decoded record or map.
     Object(&'n Node<'a>),
+    /// A record read field by field: its fields are in their own slots.
+    Record,
     /// Anything else (doubles, non-UTF-8 bytes): never compared here.
     Other,
 }
@@ -352,17 +450,42 @@ fn of_lit<'n, 'a>(lit: &'n Lit) -> Val<'n, 'a> {
     }
 }
 
-/// The value of `var` and `steps` below it; `None` when not sure.
+fn of_slot<'n, 'a>(slot: &'n Slot<'a>) -> Option<Val<'n, 'a>> {
+    match slot {
+        Slot::Unset => None,
+        Slot::Record => Some(Val::Record),
+        Slot::Value(node) => Some(of_node(node)),
+    }
+}
+
+/// The value of `path`; `None` when not sure.
 #[inline(always)]
-fn path_value<'n, 'a: 'n>(var: Var, steps: &'n [Step], vars: &Vars<'n, 'a>) -> Option<Val<'n, 'a>> {
-    let mut value = match var {
-        Var::Event => of_node(vars.event?),
-        Var::User => of_node(vars.user),
-        Var::Device => of_node(vars.device),
-        Var::Asset => of_node(vars.asset),
-        Var::ClassUid => Val::Int(vars.class_uid),
-        Var::Missing => of_node(vars.missing),
+fn path_value<'n, 'a: 'n>(path: &'n PathRef, vars: &Vars<'n, 'a>) -> Option<Val<'n, 'a>> {
+    let Some(&last) = path.chain.last() else {
+        return match path.var {
+            Var::ClassUid => walk(Val::Int(vars.class_uid), &path.steps),
+            _ => None,
+        };
     };
+    // The chain's last slot is the path's value, or the value the rest of the steps go into.
+    if let Some(value) = of_slot(vars.slots.get(usize::from(last))?) {
+        return walk(value, &path.steps[path.chain.len() - 1..]);
+    }
+    // Not reached: a record on the way was null or lacked the field (not sure), unless a map
+    // on the way was read whole, so the steps below it go by name.
+    let (found, value) = path.chain.iter().enumerate().rev().find_map(|(i, &slot)| {
+        let value = of_slot(vars.slots.get(usize::from(slot))?)?;
+        Some((i, value))
+    })?;
+    match value {
+        Val::Object(_) => walk(value, &path.steps[found..]),
+        _ => None,
+    }
+}
+
+/// `steps` below `value`.
+#[inline(always)]
+fn walk<'n, 'a: 'n>(mut value: Val<'n, 'a>, steps: &'n [Step]) -> Option<Val<'n, 'a>> {
     for step in steps {
         value = match (step, value) {
             (Step::Field(name), Val::Object(node)) => of_node(node.get(name)?),
@@ -371,6 +494,31 @@ fn path_value<'n, 'a: 'n>(var: Var, steps: &'n [Step], vars: &Vars<'n, 'a>) -> O
         };
     }
     Some(value)
+}
+
+/// A conjunct at the top of a condition that compares a path with literals (`path == lit`,
+/// `path in [lits]`): when the path's value is sure and none of the literals, the condition is
+/// false, whatever its other conjuncts are (CEL's `&&` is false when either side is false, even if
+/// the other is an error), so the rule need not be evaluated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guard {
+    /// The index of the path among the set's guard paths.
+    pub path: usize,
+    /// The values the path may have for the condition to hold.
+    pub accepts: Vec<Lit>,
+}
+
+impl Guard {
+    /// Whether `value` (the guard path's, `None` when not sure) shows the condition false.
+    #[inline]
+    pub fn excludes(&self, value: Option<Val<'_, '_>>) -> bool {
+        match value {
+            Some(value @ (Val::Null | Val::Bool(_) | Val::Int(_) | Val::Str(_))) => {
+                !self.accepts.iter().any(|lit| equals(of_lit(lit), value) == Some(true))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// CEL's `==` where it is sure: `None` for the kinds it leaves to the interpreter.
@@ -389,6 +537,87 @@ fn equals(a: Val<'_, '_>, b: Val<'_, '_>) -> Option<bool> {
 }
 
 impl Compiled {
+    /// Finds where every path's value will be in the slots of `layout` (which must number every
+    /// field [`compile`] added to the reads).
+    pub fn resolve(&mut self, layout: &Layout) {
+        match self {
+            Compiled::Lit(_) | Compiled::List(_) => {}
+            Compiled::Path(path) => path.chain = layout.chain(path.var, &path.steps),
+            Compiled::Has(target, field, slot) => {
+                if let Compiled::Path(path) = target.as_ref() {
+                    *slot = layout.field_slot(path.var, &path.steps, field);
+                }
+                target.resolve(layout);
+            }
+            Compiled::Not(a) | Compiled::Size(a) => a.resolve(layout),
+            Compiled::And(a, b)
+            | Compiled::Or(a, b)
+            | Compiled::Eq(a, b, _)
+            | Compiled::Cmp(a, b, _)
+            | Compiled::In(a, b)
+            | Compiled::Str(a, b, _) => {
+                a.resolve(layout);
+                b.resolve(layout);
+            }
+            Compiled::Cond(c, a, b) => {
+                c.resolve(layout);
+                a.resolve(layout);
+                b.resolve(layout);
+            }
+        }
+    }
+
+    /// The top-level conjuncts of this condition that compare a path with literals, as (path,
+    /// literals the path may equal).
+    pub fn guards(&self) -> Vec<(&PathRef, Vec<Lit>)> {
+        let mut guards = Vec::new();
+        self.collect_guards(&mut guards);
+        guards
+    }
+
+    fn collect_guards<'c>(&'c self, guards: &mut Vec<(&'c PathRef, Vec<Lit>)>) {
+        match self {
+            Compiled::And(a, b) => {
+                a.collect_guards(guards);
+                b.collect_guards(guards);
+            }
+            Compiled::Eq(a, b, true) => match (a.as_ref(), b.as_ref()) {
+                (Compiled::Path(path), Compiled::Lit(lit)) | (Compiled::Lit(lit), Compiled::Path(path)) => {
+                    guards.push((path, vec![lit.clone()]));
+                }
+                _ => {}
+            },
+            Compiled::In(a, b) => {
+                if let (Compiled::Path(path), Compiled::List(lits)) = (a.as_ref(), b.as_ref()) {
+                    guards.push((path, lits.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The value of a path expression; `None` when not sure or not a path.
+    #[inline]
+    pub fn value<'n, 'a: 'n>(&'n self, vars: &Vars<'n, 'a>) -> Option<Val<'n, 'a>> {
+        match self {
+            Compiled::Path(path) => path_value(path, vars),
+            _ => None,
+        }
+    }
+
+    /// A compiled path (to be resolved like any expression).
+    pub fn path(var: Var, steps: &[&str]) -> Compiled {
+        Compiled::Path(PathRef::new(var, steps.iter().map(|s| Step::Field((*s).to_string())).collect()))
+    }
+
+    /// The value as text, when it is a (non-empty) string: the default subject's test.
+    pub fn text<'n, 'a: 'n>(&'n self, vars: &Vars<'n, 'a>) -> Option<&'n str> {
+        match self.operand(vars)? {
+            Val::Str(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
     /// Evaluates to a bool; `None` when not sure (then ask the interpreter).
     #[inline]
     pub fn holds(&self, vars: &Vars<'_, '_>) -> Option<bool> {
@@ -400,11 +629,11 @@ impl Compiled {
 
     /// Evaluates a subject: its text (`None` inside when null or empty), as
     /// [`super::super::eval::subject_value`] does; `None` when not sure.
-    pub fn subject(&self, vars: &Vars<'_, '_>) -> Option<Option<String>> {
+    pub fn subject<'n, 'a: 'n>(&'n self, vars: &Vars<'n, 'a>) -> Option<Option<Cow<'n, str>>> {
         let text = match self.operand(vars)? {
-            Val::Str(s) => s.to_string(),
-            Val::Int(i) => i.to_string(),
-            Val::Bool(b) => b.to_string(),
+            Val::Str(s) => Cow::Borrowed(s),
+            Val::Int(i) => Cow::Owned(i.to_string()),
+            Val::Bool(b) => Cow::Owned(b.to_string()),
             Val::Null => return Some(None),
             _ => return None,
         };
@@ -418,7 +647,7 @@ impl Compiled {
         match self {
             Compiled::Lit(lit) => Some(of_lit(lit)),
             Compiled::List(items) => Some(Val::Lits(items)),
-            Compiled::Path(var, steps) => path_value(*var, steps, vars),
+            Compiled::Path(path) => path_value(path, vars),
             _ => self.eval(vars),
         }
     }
@@ -428,9 +657,12 @@ impl Compiled {
         Some(match self {
             Compiled::Lit(lit) => of_lit(lit),
             Compiled::List(items) => Lits(items),
-            Compiled::Path(var, steps) => path_value(*var, steps, vars)?,
-            Compiled::Has(target, field) => match target.operand(vars)? {
+            Compiled::Path(path) => path_value(path, vars)?,
+            Compiled::Has(target, field, slot) => match target.operand(vars)? {
                 Object(node) => Bool(node.get(field).is_some()),
+                // Every field of a record read field by field that has a slot is set: an unset
+                // one is not in the record's schema.
+                Record => Bool(!matches!(vars.slots.get(usize::from((*slot)?))?, Slot::Unset)),
                 _ => return None,
             },
             Compiled::And(a, b) => match a.operand(vars)? {

@@ -3,8 +3,6 @@
 //! current schema of either type is another version, [`Encoder::new`] gives `None` and the
 //! operator encodes the generic way.
 
-use std::collections::BTreeMap;
-
 use weir_schemas::avro::{AvroRecord, SINGLE_OBJECT_MARKER};
 use weir_schemas::events::{Decision, PolicyDecision, Violation, ViolationStatus};
 
@@ -26,32 +24,58 @@ impl Encoder {
 
     /// `decision`, single-object encoded.
     pub fn decision(self, decision: &PolicyDecision) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256 + 256 * decision.violations.len());
+        self.decision_fields(DecisionFields {
+            decision_uid: &[&decision.decision_uid],
+            event_uid: &decision.event_uid,
+            time: decision.time,
+            decision: decision.decision,
+            policy_set_version: &decision.policy_set_version,
+            matched_rules: decision.matched_rules.iter().map(String::as_str),
+            severity_id: decision.severity_id,
+            labels: decision.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            violations: &decision.violations,
+        })
+    }
+
+    /// A decision given by its fields, single-object encoded: what [`Encoder::decision`] writes
+    /// for the `PolicyDecision` with these fields.
+    pub fn decision_fields<'f>(
+        self,
+        fields: DecisionFields<
+            'f,
+            impl ExactSizeIterator<Item = &'f str>,
+            impl ExactSizeIterator<Item = (&'f str, &'f str)>,
+        >,
+    ) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + 256 * fields.violations.len());
         header(&mut out, DECISION_FINGERPRINT);
-        string(&mut out, &decision.decision_uid);
-        string(&mut out, &decision.event_uid);
-        long(&mut out, decision.time);
+        long(&mut out, fields.decision_uid.iter().map(|part| part.len()).sum::<usize>() as i64);
+        for part in fields.decision_uid {
+            out.extend_from_slice(part.as_bytes());
+        }
+        string(&mut out, fields.event_uid);
+        long(&mut out, fields.time);
         long(
             &mut out,
-            match decision.decision {
+            match fields.decision {
                 Decision::Allow => 0,
                 Decision::Deny => 1,
                 Decision::Review => 2,
             },
         );
-        string(&mut out, &decision.policy_set_version);
-        if !decision.matched_rules.is_empty() {
-            long(&mut out, decision.matched_rules.len() as i64);
-            for rule in &decision.matched_rules {
+        string(&mut out, fields.policy_set_version);
+        if fields.matched_rules.len() > 0 {
+            long(&mut out, fields.matched_rules.len() as i64);
+            for rule in fields.matched_rules {
                 string(&mut out, rule);
             }
         }
         long(&mut out, 0);
-        long(&mut out, i64::from(decision.severity_id));
-        map(&mut out, &decision.labels);
-        if !decision.violations.is_empty() {
-            long(&mut out, decision.violations.len() as i64);
-            for violation in &decision.violations {
+        long(&mut out, i64::from(fields.severity_id));
+        map(&mut out, fields.labels);
+        if !fields.violations.is_empty() {
+            long(&mut out, fields.violations.len() as i64);
+            for violation in fields.violations {
                 violation_datum(&mut out, violation);
             }
         }
@@ -66,6 +90,28 @@ impl Encoder {
         violation_datum(&mut out, violation);
         out
     }
+}
+
+/// The fields of a `PolicyDecision`, borrowed, for [`Encoder::decision_fields`].
+pub struct DecisionFields<'f, M, L> {
+    /// `decision_uid`, in parts written one after the other.
+    pub decision_uid: &'f [&'f str],
+    /// `event_uid`.
+    pub event_uid: &'f str,
+    /// `time`.
+    pub time: i64,
+    /// `decision`.
+    pub decision: Decision,
+    /// `policy_set_version`.
+    pub policy_set_version: &'f str,
+    /// `matched_rules`.
+    pub matched_rules: M,
+    /// `severity_id`.
+    pub severity_id: i32,
+    /// `labels`, sorted by name, each name once.
+    pub labels: L,
+    /// `violations`.
+    pub violations: &'f [Violation],
 }
 
 fn header(out: &mut Vec<u8>, fingerprint: u64) {
@@ -90,7 +136,7 @@ fn violation_datum(out: &mut Vec<u8>, v: &Violation) {
     long(out, v.last_seen);
     string(out, &v.subject);
     string(out, &v.event_uid);
-    map(out, &v.labels);
+    map(out, v.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     string(out, &v.summary);
 }
 
@@ -109,8 +155,8 @@ fn string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-fn map(out: &mut Vec<u8>, entries: &BTreeMap<String, String>) {
-    if !entries.is_empty() {
+fn map<'e>(out: &mut Vec<u8>, entries: impl ExactSizeIterator<Item = (&'e str, &'e str)>) {
+    if entries.len() > 0 {
         long(out, entries.len() as i64);
         for (k, v) in entries {
             string(out, k);
