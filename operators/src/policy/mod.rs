@@ -168,10 +168,10 @@ impl Policy {
         Ok(Policy {
             config,
             udfs,
+            open: bound_index(OpenIndex::default(), &set),
             set: Arc::new(set),
             seen,
             last_check: Instant::now(),
-            open: OpenIndex::default(),
             logged_errors: HashSet::new(),
             stats: PolicyStats::default(),
             compiled: true,
@@ -184,10 +184,10 @@ impl Policy {
         Policy {
             config: PolicyConfig { policies: PathBuf::new(), reload_interval_ms: 0, udfs: Vec::new() },
             udfs: Udfs::none(),
+            open: bound_index(OpenIndex::default(), &set),
             set: Arc::new(set),
             seen: None,
             last_check: Instant::now(),
-            open: OpenIndex::default(),
             logged_errors: HashSet::new(),
             stats: PolicyStats::default(),
             compiled: true,
@@ -231,6 +231,7 @@ impl Policy {
                     rules = set.rules.len(),
                     "policy set reloaded"
                 );
+                self.open.bind(set.rules.iter().map(|r| r.id.as_str()));
                 self.set = Arc::new(set);
                 self.logged_errors.clear();
                 self.stats.reloads += 1;
@@ -321,7 +322,7 @@ impl Policy {
             if holds {
                 verdicts.matched.push(rule);
             }
-            let open = self.open.of_rule(&rule.id);
+            let open = self.open.of_bound(index);
             if !may_change_violation(rule, holds, open) {
                 continue;
             }
@@ -335,7 +336,7 @@ impl Policy {
                 },
                 None => activation.default_subject(),
             };
-            verdicts.push(rule, subject.map(Cow::Owned), holds, &enriched.event_uid, self.open.of_rule(&rule.id));
+            verdicts.push(rule, subject.map(Cow::Owned), holds, &enriched.event_uid, self.open.of_bound(index));
         }
         if let Some(reason) = activation.event_error() {
             return Err(reason.to_string());
@@ -366,7 +367,7 @@ impl Policy {
             } else if !rule.auto_resolve {
                 continue;
             } else {
-                match self.open.of_rule(&rule.id) {
+                match self.open.of_bound(index) {
                     Some(open) if !open.is_empty() => Some(open),
                     _ => continue,
                 }
@@ -571,6 +572,12 @@ impl Decided<'_> {
     }
 }
 
+/// `open` bound to the rules of `set` (see [`OpenIndex::bind`]).
+fn bound_index(mut open: OpenIndex, set: &PolicySet) -> OpenIndex {
+    open.bind(set.rules.iter().map(|r| r.id.as_str()));
+    open
+}
+
 /// Whether a verdict of `rule` may open, update or resolve a violation (`open`: the rule's open
 /// violations).
 fn may_change_violation(rule: &Rule, holds: bool, open: Option<&HashMap<String, OpenEntry>>) -> bool {
@@ -633,7 +640,7 @@ fn violation(rule: &Rule, key: String, status: ViolationStatus, open: OpenViolat
 
 impl Operator for Policy {
     fn restore(&mut self, state: &dyn State) -> Result<(), ComponentError> {
-        self.open = OpenIndex::restore(state)?;
+        self.open = bound_index(OpenIndex::restore(state)?, &self.set);
         Ok(())
     }
 

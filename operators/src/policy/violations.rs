@@ -124,9 +124,15 @@ pub struct OpenEntry {
 /// table on restore, so it never runs ahead of what is committed.
 #[derive(Debug, Default)]
 pub struct OpenIndex {
-    /// Keyed by rule id with [`RuleIdHasher`]: looked up for every rule that applies to every
-    /// event. The subjects below keep the default (keyed) hasher, as events choose them.
-    per_rule: HashMap<String, HashMap<String, OpenEntry>, BuildHasherDefault<RuleIdHasher>>,
+    /// Per rule, its open violations by subject. The subjects keep the default (keyed) hasher,
+    /// as events choose them.
+    per_rule: Vec<HashMap<String, OpenEntry>>,
+    /// Rule id → its place in `per_rule`, with [`RuleIdHasher`].
+    places: HashMap<String, usize, BuildHasherDefault<RuleIdHasher>>,
+    /// The place of each rule of the policy set deciding now, by its index in the set
+    /// ([`OpenIndex::bind`]): deciding looks a rule's violations up for every rule that applies
+    /// to every event, so by index rather than by id.
+    bound: Vec<usize>,
     len: usize,
 }
 
@@ -192,27 +198,46 @@ impl OpenIndex {
         }
     }
 
+    /// Binds the index to a policy set's rules (ids in the set's order), for
+    /// [`OpenIndex::of_bound`]; call it whenever the deciding set changes or the index is rebuilt.
+    pub fn bind<'i>(&mut self, rule_ids: impl Iterator<Item = &'i str>) {
+        self.bound = rule_ids.map(|id| self.place(id)).collect();
+    }
+
+    /// The open violations of the rule at `index` of the bound set, by subject.
+    #[inline]
+    pub fn of_bound(&self, index: usize) -> Option<&HashMap<String, OpenEntry>> {
+        self.per_rule.get(*self.bound.get(index)?)
+    }
+
+    fn place(&mut self, rule_id: &str) -> usize {
+        if let Some(&place) = self.places.get(rule_id) {
+            return place;
+        }
+        self.per_rule.push(HashMap::new());
+        self.places.insert(rule_id.to_string(), self.per_rule.len() - 1);
+        self.per_rule.len() - 1
+    }
+
     /// Whether `rule_id` has any open violation.
     pub fn rule_has_open(&self, rule_id: &str) -> bool {
-        self.per_rule.get(rule_id).is_some_and(|open| !open.is_empty())
+        self.of_rule(rule_id).is_some_and(|open| !open.is_empty())
     }
 
     /// The open violations of `rule_id`, by subject (`None` when it never had any).
     pub fn of_rule(&self, rule_id: &str) -> Option<&HashMap<String, OpenEntry>> {
-        self.per_rule.get(rule_id)
+        self.per_rule.get(*self.places.get(rule_id)?)
     }
 
     /// The open violation of `rule_id` by `subject`.
     pub fn get(&self, rule_id: &str, subject: &str) -> Option<&OpenEntry> {
-        self.per_rule.get(rule_id)?.get(subject)
+        self.of_rule(rule_id)?.get(subject)
     }
 
     /// Records an opened (or updated) violation.
     pub fn insert(&mut self, rule_id: &str, subject: &str, entry: OpenEntry) {
-        let open = match self.per_rule.get_mut(rule_id) {
-            Some(open) => open,
-            None => self.per_rule.entry(rule_id.to_string()).or_default(),
-        };
+        let place = self.place(rule_id);
+        let open = &mut self.per_rule[place];
         match open.get_mut(subject) {
             Some(existing) => *existing = entry,
             None => {
@@ -224,7 +249,8 @@ impl OpenIndex {
 
     /// Records a resolved violation.
     pub fn remove(&mut self, rule_id: &str, subject: &str) {
-        if let Some(open) = self.per_rule.get_mut(rule_id) {
+        let place = self.places.get(rule_id).copied();
+        if let Some(open) = place.and_then(|place| self.per_rule.get_mut(place)) {
             if open.remove(subject).is_some() {
                 self.len -= 1;
             }

@@ -160,6 +160,8 @@ pub enum Reader<'s> {
     Fixed(usize),
     /// A union's variants.
     Union(Vec<Reader<'s>>),
+    /// The union of null and one other type (the usual optional field), read without a lookup.
+    Nullable(Box<Reader<'s>>),
     /// An array's items.
     Array(Box<Reader<'s>>),
     /// A map's values.
@@ -204,6 +206,14 @@ impl<'s> Reader<'s> {
     {
         match self {
             Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.read_into(input, slots, slot),
+            Reader::Nullable(value) => match input.long()? {
+                0 => {
+                    *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Value(Node::Null);
+                    Ok(())
+                }
+                1 => value.read_into(input, slots, slot),
+                _ => Err(Malformed),
+            },
             Reader::Slotted(fields) => {
                 *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Record;
                 for (field_slot, reader) in fields {
@@ -252,6 +262,11 @@ impl<'s> Reader<'s> {
             Reader::Enum(symbols) => Node::Str(symbols.get(input.index()?).ok_or(Malformed)?),
             Reader::Fixed(size) => Node::Bytes(input.take(*size)?),
             Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.read(input)?,
+            Reader::Nullable(value) => match input.long()? {
+                0 => Node::Null,
+                1 => value.read(input)?,
+                _ => return Err(Malformed),
+            },
             Reader::Array(items) => {
                 let mut out = Vec::new();
                 input.blocks(|input| {
@@ -316,6 +331,11 @@ impl<'s> Reader<'s> {
                 input.take(*size)?;
             }
             Reader::Union(variants) => variants.get(input.index()?).ok_or(Malformed)?.skip(input)?,
+            Reader::Nullable(value) => match input.long()? {
+                0 => {}
+                1 => value.skip(input)?,
+                _ => return Err(Malformed),
+            },
             Reader::Array(items) => input.blocks(|input| items.skip(input))?,
             Reader::Map(values) => input.blocks(|input| {
                 input.skip_str()?;
@@ -366,7 +386,7 @@ fn build<'s>(
             Reader::Fixed(f.size)
         }
         Schema::Union(union) => {
-            Reader::Union(union.variants().iter().map(|v| build(v, tree, names)).collect::<Option<Vec<_>>>()?)
+            nullable_or_union(union.variants().iter().map(|v| build(v, tree, names)).collect::<Option<Vec<_>>>()?)
         }
         Schema::Array(array) => Reader::Array(Box::new(build(&array.items, tree, names)?)),
         Schema::Map(map) => Reader::Map(Box::new(build(&map.types, Some(&WHOLE), names)?)),
@@ -407,15 +427,25 @@ fn build_slotted<'s>(
             }
             Reader::Slotted(fields)
         }
-        Schema::Union(union) => {
-            Reader::Union(union.variants().iter().map(|v| build_slotted(v, tree, names)).collect::<Option<Vec<_>>>()?)
-        }
+        Schema::Union(union) => nullable_or_union(
+            union.variants().iter().map(|v| build_slotted(v, tree, names)).collect::<Option<Vec<_>>>()?,
+        ),
         Schema::Ref { name } => {
             let definition = *names.get(name)?;
             return build_slotted(definition, tree, names);
         }
         _ => return build(schema, Some(&tree.keep), names),
     })
+}
+
+/// `[null, T]` as [`Reader::Nullable`], any other union as [`Reader::Union`].
+fn nullable_or_union(mut variants: Vec<Reader<'_>>) -> Reader<'_> {
+    if variants.len() == 2 && matches!(variants[0], Reader::Null) {
+        if let Some(value) = variants.pop() {
+            return Reader::Nullable(Box::new(value));
+        }
+    }
+    Reader::Union(variants)
 }
 
 static WHOLE: FieldTree = FieldTree { whole: true, children: BTreeMap::new() };
