@@ -218,8 +218,8 @@ impl<'s> Reader<'s> {
                 *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Record;
                 for (field_slot, reader) in fields {
                     match field_slot {
-                        Some(field_slot) => reader.read_into(input, slots, *field_slot)?,
-                        None => reader.skip(input)?,
+                        Some(field_slot) => reader.read_field_into(input, slots, *field_slot)?,
+                        None => reader.skip_field(input)?,
                     }
                 }
                 Ok(())
@@ -229,6 +229,41 @@ impl<'s> Reader<'s> {
                 *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Value(value);
                 Ok(())
             }
+        }
+    }
+
+    /// [`Reader::read_into`] with the most common fields (strings, optional strings) read in
+    /// place: records are mostly such fields, and the call costs more than the read.
+    #[inline(always)]
+    fn read_field_into<'a>(&self, input: &mut Cursor<'a>, slots: &mut [Slot<'a>], slot: u16) -> Result<(), Malformed>
+    where
+        's: 'a,
+    {
+        let value = match self {
+            Reader::Str => Node::Str(input.str()?),
+            Reader::Nullable(value) if matches!(**value, Reader::Str) => match input.long()? {
+                0 => Node::Null,
+                1 => Node::Str(input.str()?),
+                _ => return Err(Malformed),
+            },
+            _ => return self.read_into(input, slots, slot),
+        };
+        *slots.get_mut(usize::from(slot)).ok_or(Malformed)? = Slot::Value(value);
+        Ok(())
+    }
+
+    /// [`Reader::skip`] with strings and optional strings skipped in place (as
+    /// [`Reader::read_field_into`]).
+    #[inline(always)]
+    fn skip_field(&self, input: &mut Cursor<'_>) -> Result<(), Malformed> {
+        match self {
+            Reader::Str => input.skip_str(),
+            Reader::Nullable(value) if matches!(**value, Reader::Str) => match input.long()? {
+                0 => Ok(()),
+                1 => input.skip_str(),
+                _ => Err(Malformed),
+            },
+            _ => self.skip(input),
         }
     }
 
@@ -343,12 +378,12 @@ impl<'s> Reader<'s> {
             })?,
             Reader::Record(fields, _) => {
                 for (_, _, reader) in fields {
-                    reader.skip(input)?;
+                    reader.skip_field(input)?;
                 }
             }
             Reader::Slotted(fields) => {
                 for (_, reader) in fields {
-                    reader.skip(input)?;
+                    reader.skip_field(input)?;
                 }
             }
         }

@@ -236,7 +236,8 @@ impl FastSet {
     /// must go the interpreted way. The typed event inside is decoded by [`FastSet::decode_event`].
     pub fn decode_enriched<'a>(&self, bytes: &'a [u8]) -> Option<Enriched<'a>> {
         let (fingerprint, reader) = self.enriched.as_ref()?;
-        let mut slots = vec![Slot::Unset; self.layout.len()];
+        // Not `vec![Slot::Unset; n]`, which clones element by element; this writes only tags.
+        let mut slots: Vec<Slot<'a>> = (0..self.layout.len()).map(|_| Slot::Unset).collect();
         reader.read_all_into(datum(bytes, *fingerprint)?, &mut slots, self.layout.enriched.slot).ok()?;
         let text = |slot: usize| match slots.get(slot) {
             Some(Slot::Value(node)) => node.as_str(),
