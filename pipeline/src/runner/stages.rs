@@ -16,7 +16,7 @@ use super::state::StateOverlay;
 use super::{StageContext, READ_BATCH};
 use crate::config::{Role, DLQ_TOPIC};
 use crate::log::{partition_for_key, LogError};
-use crate::store::Checkpoint;
+use crate::store::{Checkpoint, Store};
 
 /// How long an operator or sink waits before looking at its inputs again when they are empty.
 const IDLE_POLL: Duration = Duration::from_millis(50);
@@ -49,6 +49,26 @@ async fn retry_wait(cx: &mut StageContext, backoff: &mut ExponentialBackoff, err
     let delay = backoff.next_backoff().unwrap_or(Duration::from_secs(30));
     tracing::warn!(stage = %cx.name, error = %(cx.redact)(&error.message), retry_in_ms = delay.as_millis() as u64, "retryable error");
     cx.sleep(delay).await
+}
+
+/// After a retryable error of an operator: waits (see [`retry_wait`]), then brings its memory back
+/// to the committed state. `false` when the stage ends instead (shutdown, or the restore failed,
+/// which is reported).
+async fn back_to_committed(
+    cx: &mut StageContext,
+    backoff: &mut ExponentialBackoff,
+    error: &ComponentError,
+    operator: &mut dyn Operator,
+    store: &Store,
+) -> bool {
+    if !retry_wait(cx, backoff, error).await {
+        return false;
+    }
+    if let Err(e) = operator.restore(&StateOverlay::new(store, &cx.name)) {
+        cx.fail(format!("restoring state: {}", e.message));
+        return false;
+    }
+    true
 }
 
 /// Groups records by the partition of their key, keeping their order within a partition.
@@ -492,11 +512,8 @@ pub(crate) async fn run_operator(mut cx: StageContext, mut operator: Box<dyn Ope
                 Err(e) if e.kind == ErrorKind::Retryable => {
                     // Nothing of this batch is committed: drop it, bring the operator's memory
                     // back to the committed state, and read the batch again.
-                    if !retry_wait(&mut cx, &mut backoff, &e).await {
+                    if !back_to_committed(&mut cx, &mut backoff, &e, operator.as_mut(), &store).await {
                         return;
-                    }
-                    if let Err(e) = operator.restore(&StateOverlay::new(&store, &cx.name)) {
-                        return cx.fail(format!("restoring state: {}", e.message));
                     }
                     continue 'batches;
                 }
@@ -542,11 +559,8 @@ async fn end_operator_input(mut cx: StageContext, operator: &mut dyn Operator, t
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::Retryable => {
                     // As for a batch: nothing is committed; back to the committed state, again.
-                    if !retry_wait(&mut cx, &mut backoff, &e).await {
+                    if !back_to_committed(&mut cx, &mut backoff, &e, operator, &store).await {
                         return;
-                    }
-                    if let Err(e) = operator.restore(&StateOverlay::new(&store, &cx.name)) {
-                        return cx.fail(format!("restoring state: {}", e.message));
                     }
                     continue;
                 }
