@@ -633,7 +633,7 @@ fn side_outputs_are_declared() {
 
 #[test]
 fn bench_runs_and_decides_every_event() {
-    let report = super::bench::run(200, 50);
+    let report = super::bench::run(200, 50, false);
     assert_eq!(report["events"], 200, "{report}");
     assert_eq!(report["decisions"], 200, "{report}");
     assert_eq!(report["rejected"], 0, "{report}");
@@ -643,7 +643,7 @@ fn bench_runs_and_decides_every_event() {
 #[test]
 #[ignore = "benchmark: cargo test -p weir-operators --release bench_policy -- --ignored --nocapture"]
 fn bench_policy() {
-    let report = super::bench::run(200_000, 50);
+    let report = super::bench::run(200_000, 50, false);
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
 }
 
@@ -750,7 +750,7 @@ fn fixture_library() -> PathBuf {
 }
 
 #[test]
-#[ignore = "builds arrow 51 from crates.io (minutes): cargo test -p weir-operators a_real_arroyo_udf -- --ignored"]
+#[ignore = "builds arrow 51 from crates.io (~3 min; CI runs it): cargo test -p weir-operators a_real_arroyo_udf -- --ignored"]
 fn a_real_arroyo_udf_library() {
     let library = fixture_library();
     let spec = UdfSpec::Table {

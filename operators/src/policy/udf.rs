@@ -24,7 +24,7 @@
 //! This module implements the C data interface for the scalar types Arroyo's UDFs take and return
 //! (bool, signed and unsigned integers, floats, UTF-8 strings, binary) with single-row arrays, so
 //! the operator needs no Arrow dependency. It is tested against a real `arroyo-udf-plugin` 0.2
-//! library (`operators/tests/udf_fixture`, test `a_real_arroyo_udf_library`). Async UDFs
+//! library (`operators/tests/udf_fixture`, test `a_real_arroyo_udf_library`, run by CI). Async UDFs
 //! (`__start`/`__send`/...) and UDAFs (list arguments) are not supported; note that the 0.2
 //! `#[udf]` macro cannot return `bool` (Arrow's Boolean is not a primitive type to it), so
 //! predicate UDFs return an integer or a string that the condition compares.

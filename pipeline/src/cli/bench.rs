@@ -51,6 +51,9 @@ pub struct PolicyBenchArgs {
     /// Rules in the set.
     #[arg(long, default_value_t = 50)]
     pub rules: usize,
+    /// Run only the whole operator (no stage rates, no interpreted comparison): for profilers.
+    #[arg(long)]
+    pub whole_only: bool,
 }
 
 /// `weir bench enrich`.
@@ -105,7 +108,7 @@ pub fn run(command: &BenchCommand, data_dir: &Path) -> anyhow::Result<()> {
         BenchCommand::Log(args) => bench_log(args, data_dir),
         BenchCommand::Hec(args) => bench_hec(args),
         BenchCommand::Policy(args) => {
-            let report = weir_operators::policy::bench::run(args.events, args.rules);
+            let report = weir_operators::policy::bench::run(args.events, args.rules, args.whole_only);
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
