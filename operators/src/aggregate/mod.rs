@@ -16,7 +16,9 @@
 //! the latest event time seen minus `out_of_orderness_ms` (across all input partitions, like
 //! Kafka Streams' stream time; it never goes back). It moves after an event has been assigned, so
 //! the event that moves it is never late itself. Filtered-out events and events without a key
-//! move it too: time passes whatever is aggregated.
+//! move it too: time passes whatever is aggregated. (Flink's alternative, the minimum over
+//! partitions, stalls on an empty or idle partition unless idleness is judged by the wall clock,
+//! which would make replays give different windows.)
 //!
 //! # Windows
 //!
