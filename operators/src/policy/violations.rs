@@ -219,11 +219,6 @@ impl OpenIndex {
         self.per_rule.len() - 1
     }
 
-    /// Whether `rule_id` has any open violation.
-    pub fn rule_has_open(&self, rule_id: &str) -> bool {
-        self.of_rule(rule_id).is_some_and(|open| !open.is_empty())
-    }
-
     /// The open violations of `rule_id`, by subject (`None` when it never had any).
     pub fn of_rule(&self, rule_id: &str) -> Option<&HashMap<String, OpenEntry>> {
         self.per_rule.get(*self.places.get(rule_id)?)

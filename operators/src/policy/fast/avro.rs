@@ -174,13 +174,8 @@ pub enum Reader<'s> {
 
 impl<'s> Reader<'s> {
     /// A reader of `schema` (self-contained: named types defined before they are referenced)
-    /// keeping what `tree` names; `None` when the schema uses a type this reader does not handle.
-    pub fn new(schema: &'s Schema, tree: &FieldTree) -> Option<Reader<'s>> {
-        build(schema, Some(tree), &mut HashMap::new())
-    }
-
-    /// A reader of `schema` that writes the fields `tree` numbers into their slots (see
-    /// [`Reader::read_all_into`]); `None` when the schema uses a type this reader does not handle.
+    /// that writes the fields `tree` numbers into their slots (see [`Reader::read_all_into`]);
+    /// `None` when the schema uses a type this reader does not handle.
     pub fn slotted(schema: &'s Schema, tree: &SlotTree) -> Option<Reader<'s>> {
         build_slotted(schema, tree, &mut HashMap::new())
     }
@@ -264,20 +259,6 @@ impl<'s> Reader<'s> {
                 _ => Err(Malformed),
             },
             _ => self.skip(input),
-        }
-    }
-
-    /// Reads one datum that must span all of `bytes`.
-    pub fn read_all<'a>(&self, bytes: &'a [u8]) -> Result<Node<'a>, Malformed>
-    where
-        's: 'a,
-    {
-        let mut input = Cursor { bytes, pos: 0 };
-        let node = self.read(&mut input)?;
-        if input.pos == bytes.len() {
-            Ok(node)
-        } else {
-            Err(Malformed)
         }
     }
 
