@@ -315,3 +315,72 @@ proptest! {
         prop_assert_eq!(encoder.decision(&decision), weir_schemas::encode(&decision).expect("encodes"));
     }
 }
+
+/// Guards where another conjunct errs: CEL's `&&` is false when either side is false, so a rule
+/// a guard rules out is false however its other conjuncts fare, and the operator's output is the
+/// same both ways.
+#[test]
+fn guards_agree_with_cel_when_other_conjuncts_err() {
+    let text = r#"
+[[rules]]
+id = "g1"
+description = "error on the left"
+owner = "o"
+condition = "user.no_such_field == 'x' && user.department == 'Finance'"
+decision = "deny"
+severity = "high"
+
+[[rules]]
+id = "g2"
+description = "error on the right"
+owner = "o"
+condition = "event.app.category in ['Generative AI', 'Chat'] && size(user.no_such_field) > 0"
+decision = "review"
+severity = "medium"
+
+[[rules]]
+id = "g3"
+description = "a guard on null"
+owner = "o"
+condition = "user.title == null && user.department == 'Legal'"
+decision = "deny"
+severity = "low"
+"#;
+    let set = || load_sources(&[(PathBuf::from("guards.toml"), text.to_string())], &Udfs::none()).expect("loads");
+    let events: Vec<EnrichedEvent> = [
+        json!({ "class_uid": 6001, "event": { "app": { "name": "Box", "category": "Cloud Storage" } },
+                "user": { "uid": "u1", "department": "Engineering" } }),
+        json!({ "class_uid": 6001, "event": { "app": { "name": "Claude", "category": "Generative AI" } },
+                "user": { "uid": "u2", "department": "Finance" } }),
+        json!({ "class_uid": 6001, "event": { "app": { "name": "Claude", "category": null } },
+                "user": { "uid": "u3", "department": "Legal" } }),
+        json!({ "class_uid": 6001, "event": { "app": null }, "user": null }),
+    ]
+    .iter()
+    .map(|input| enriched_from_test(input).expect("a test input builds"))
+    .collect();
+    let set_once = set();
+    let mut excluded = 0;
+    for enriched in &events {
+        let bytes = encode(enriched);
+        let fast = set_once.fast();
+        let mut decoded = fast.decode_enriched(&bytes).expect("decodes");
+        assert!(fast.decode_event(&mut decoded));
+        let vars = decoded.vars();
+        let activation = Activation::new(enriched);
+        let scope = activation.scope(set_once.root());
+        let mut memo = fast.guard_memo();
+        for (index, rule) in set_once.rules.iter().enumerate() {
+            if fast.excluded(index, &vars, &mut memo) {
+                excluded += 1;
+                assert_eq!(condition_holds(&rule.condition, &scope), Ok(false), "rule {} on {enriched:?}", rule.id);
+            }
+        }
+    }
+    assert!(excluded >= 4, "only {excluded} verdicts were ruled out by guards");
+    let mut compiled = Policy::from_set(set());
+    let mut interpreted = Policy::from_set(set());
+    interpreted.compiled = false;
+    assert_eq!(run(&mut compiled, &events), run(&mut interpreted, &events));
+    assert_eq!(compiled.stats().rejected, interpreted.stats().rejected);
+}
