@@ -150,18 +150,13 @@ impl Layout {
     }
 
     /// How many slots an event needs.
-    pub fn len(&self) -> usize {
+    pub fn slot_count(&self) -> usize {
         usize::from(self.len)
-    }
-
-    /// Whether there are no slots (never: the roots have one each).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// The slots of the typed event.
     pub fn event_slots(&self) -> std::ops::Range<usize> {
-        usize::from(self.event.slot)..self.len()
+        usize::from(self.event.slot)..self.slot_count()
     }
 
     /// The slot tree of `var` (`None` for `class_uid`, which is not decoded).

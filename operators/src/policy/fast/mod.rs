@@ -65,7 +65,7 @@ impl std::fmt::Debug for FastSet {
         f.debug_struct("FastSet")
             .field("compiled", &self.conditions.iter().filter(|c| c.is_some()).count())
             .field("rules", &self.conditions.len())
-            .field("slots", &self.layout.len())
+            .field("slots", &self.layout.slot_count())
             .finish()
     }
 }
@@ -237,7 +237,7 @@ impl FastSet {
     pub fn decode_enriched<'a>(&self, bytes: &'a [u8]) -> Option<Enriched<'a>> {
         let (fingerprint, reader) = self.enriched.as_ref()?;
         // Not `vec![Slot::Unset; n]`, which clones element by element; this writes only tags.
-        let mut slots: Vec<Slot<'a>> = (0..self.layout.len()).map(|_| Slot::Unset).collect();
+        let mut slots: Vec<Slot<'a>> = (0..self.layout.slot_count()).map(|_| Slot::Unset).collect();
         reader.read_all_into(datum(bytes, *fingerprint)?, &mut slots, self.layout.enriched.slot).ok()?;
         let text = |slot: usize| match slots.get(slot) {
             Some(Slot::Value(node)) => node.as_str(),
