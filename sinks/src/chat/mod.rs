@@ -105,6 +105,35 @@ pub(crate) fn digests_title(digests: &[WindowAggregate]) -> String {
     }
 }
 
+/// What a digest metric shows: its value when it has one (sum, distinct count), else its count.
+pub(crate) fn shown_value(digest: &WindowAggregate) -> String {
+    digest.value.map_or(digest.count.to_string(), |v| v.to_string())
+}
+
+/// The fields every digest message shows, as (label, value): the window's start and end; the
+/// count and value of one metric, or each count metric of several; late events when there were
+/// any. Empty for no digests.
+pub(crate) fn digest_fields(digests: &[WindowAggregate]) -> Vec<(String, String)> {
+    let Some(first) = digests.first() else { return Vec::new() };
+    let mut fields = vec![
+        ("Window start".to_string(), chat_time(first.window_start)),
+        ("Window end".to_string(), chat_time(first.window_end)),
+    ];
+    if let [one] = digests {
+        fields.push(("Count".to_string(), one.count.to_string()));
+        if let Some(value) = one.value {
+            fields.push(("Value".to_string(), value.to_string()));
+        }
+    } else {
+        fields.extend(digests.iter().filter(|d| d.top.is_empty()).map(|d| (d.metric.clone(), shown_value(d))));
+    }
+    let late = digests.iter().map(|d| d.late_events).max().unwrap_or(0);
+    if late > 0 {
+        fields.push(("Late events (not counted)".to_string(), late.to_string()));
+    }
+    fields
+}
+
 /// The one-line summary (notification text) of a group of digests: [`digest_summary`] for one
 /// metric; for several, the title, each count metric and the window.
 pub(crate) fn digests_summary(digests: &[WindowAggregate]) -> String {
@@ -114,7 +143,7 @@ pub(crate) fn digests_summary(digests: &[WindowAggregate]) -> String {
             let counts: Vec<String> = digests
                 .iter()
                 .filter(|d| d.top.is_empty())
-                .map(|d| format!("{} {}", d.metric, d.value.map_or(d.count.to_string(), |v| v.to_string())))
+                .map(|d| format!("{} {}", d.metric, shown_value(d)))
                 .collect();
             format!("{}: {}, {}", digests_title(digests), counts.join(", "), digest_window(first))
         }

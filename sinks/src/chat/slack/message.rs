@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use weir_schemas::events::{Violation, WindowAggregate};
 
 use crate::chat::{
-    chat_time, cut, digests_summary, digests_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP,
+    cut, digest_fields, digests_summary, digests_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP,
 };
 use crate::template::Template;
 
@@ -63,26 +63,10 @@ fn digest_field(name: &str, value: &str) -> Value {
 /// [`MAX_DIGEST_TOP`], most frequent first) and a context line with `id` (the first record's
 /// stable id), so a reader can tell a message posted again after a replay from a new one.
 pub fn digest_message(digests: &[WindowAggregate], id: &str) -> Value {
-    let Some(first) = digests.first() else { return json!({ "text": "Digest (empty)" }) };
-    let mut fields = vec![
-        digest_field("Window start", &chat_time(first.window_start)),
-        digest_field("Window end", &chat_time(first.window_end)),
-    ];
-    if let [one] = digests {
-        fields.push(digest_field("Count", &one.count.to_string()));
-        if let Some(value) = one.value {
-            fields.push(digest_field("Value", &value.to_string()));
-        }
-    } else {
-        for digest in digests.iter().filter(|d| d.top.is_empty()) {
-            let shown = digest.value.map_or(digest.count.to_string(), |v| v.to_string());
-            fields.push(digest_field(&digest.metric, &shown));
-        }
+    if digests.is_empty() {
+        return json!({ "text": "Digest (empty)" });
     }
-    let late = digests.iter().map(|d| d.late_events).max().unwrap_or(0);
-    if late > 0 {
-        fields.push(digest_field("Late events (not counted)", &late.to_string()));
-    }
+    let fields: Vec<Value> = digest_fields(digests).iter().map(|(name, value)| digest_field(name, value)).collect();
     // Slack allows ten fields in a section.
     let mut blocks = vec![json!({
         "type": "header",

@@ -5,7 +5,9 @@ use reqwest::Url;
 use serde_json::{json, Value};
 use weir_schemas::events::{Violation, ViolationStatus, WindowAggregate};
 
-use crate::chat::{chat_time, cut, digests_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP};
+use crate::chat::{
+    chat_time, cut, digest_fields, digests_title, ocsf_severity, render_or, status_name, MAX_DIGEST_TOP,
+};
 use crate::template::Template;
 
 /// The attachment content type Teams requires for an Adaptive Card.
@@ -139,24 +141,11 @@ pub fn violation_message(violation: &Violation, title: Option<&Template>, body: 
 /// posted again after a replay from a new one) and, for each top-k metric, a FactSet of at most
 /// [`MAX_DIGEST_TOP`] items with their counts, most frequent first.
 pub fn digest_message(digests: &[WindowAggregate], id: &str) -> Value {
-    let Some(first) = digests.first() else { return text_message(&json!("empty digest")) };
-    let mut facts =
-        vec![fact("Window start", &chat_time(first.window_start)), fact("Window end", &chat_time(first.window_end))];
-    if let [one] = digests {
-        facts.push(fact("Count", &one.count.to_string()));
-        if let Some(value) = one.value {
-            facts.push(fact("Value", &value.to_string()));
-        }
-    } else {
-        for digest in digests.iter().filter(|d| d.top.is_empty()) {
-            let shown = digest.value.map_or(digest.count.to_string(), |v| v.to_string());
-            facts.push(fact(&cut(&digest.metric, MAX_TITLE), &shown));
-        }
+    if digests.is_empty() {
+        return text_message(&json!("empty digest"));
     }
-    let late = digests.iter().map(|d| d.late_events).max().unwrap_or(0);
-    if late > 0 {
-        facts.push(fact("Late events (not counted)", &late.to_string()));
-    }
+    let mut facts: Vec<Value> =
+        digest_fields(digests).iter().map(|(title, value)| fact(&cut(title, MAX_TITLE), value)).collect();
     facts.push(fact("Digest id", id));
     let mut card_body = vec![
         json!({
