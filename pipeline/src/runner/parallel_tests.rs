@@ -165,6 +165,22 @@ fn flush_events() -> SourceBatch {
     keyed(batch.finish("flush".into()), keys)
 }
 
+/// One `--until-idle` run of `worker` over `store`, its source giving `batches`.
+async fn run_worker(
+    config: &PipelineConfig,
+    log: Arc<dyn Log>,
+    store: Arc<Store>,
+    worker: Worker,
+    batches: VecDeque<SourceBatch>,
+    drain: bool,
+) -> Result<Vec<StageSummary>, RunError> {
+    let mut components = operators(config);
+    components.insert("okta".to_string(), Component::Source(Box::new(Batches(batches))));
+    let (_stop, shutdown) = watch::channel(false);
+    let options = RunOptions { until_idle: true, drain, worker };
+    run(config, components, log, store, options, shutdown).await
+}
+
 /// Runs every worker concurrently until idle, again and again until a round in which no stage
 /// of any worker read anything: a worker's `--until-idle` ends when its own stages caught up,
 /// while another worker's may still be writing.
@@ -173,19 +189,11 @@ async fn run_settled(config: &PipelineConfig, log: &Arc<dyn Log>, stores: &[(Wor
     for round in 0.. {
         assert!(round < 50, "the workers did not settle");
         let runs = stores.iter().map(|(worker, store)| {
-            let mut components = operators(config);
             let batches = if worker.runs_sources() { batch.take().into_iter().collect() } else { VecDeque::new() };
-            components.insert("okta".to_string(), Component::Source(Box::new(Batches(batches))));
-            let (_stop, shutdown) = watch::channel(false);
-            let options = RunOptions { until_idle: true, drain: false, worker: *worker };
-            let (log, store) = (log.clone(), store.clone());
-            async move {
-                let summaries = run(config, components, log, store, options, shutdown).await.unwrap();
-                drop(_stop);
-                summaries
-            }
+            run_worker(config, log.clone(), store.clone(), *worker, batches, false)
         });
-        let summaries: Vec<StageSummary> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
+        let summaries: Vec<StageSummary> =
+            futures_util::future::join_all(runs).await.into_iter().flat_map(Result::unwrap).collect();
         assert!(summaries.iter().all(|s| s.failure.is_none()), "{summaries:#?}");
         if round > 0 && summaries.iter().all(|s| s.records_in == 0) {
             return;
@@ -299,18 +307,7 @@ async fn a_store_refuses_another_worker_assignment() {
     let config = config(&policies);
     let log: Arc<dyn Log> = Arc::new(EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap());
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let run_as = |worker: Worker| {
-        let mut components = operators(&config);
-        components.insert("okta".to_string(), Component::Source(Box::new(Batches(VecDeque::new()))));
-        let (_stop, shutdown) = watch::channel(false);
-        let options = RunOptions { until_idle: true, drain: false, worker };
-        let (config, log, store) = (&config, log.clone(), store.clone());
-        async move {
-            let result = run(config, components, log, store, options, shutdown).await;
-            drop(_stop);
-            result
-        }
-    };
+    let run_as = |worker: Worker| run_worker(&config, log.clone(), store.clone(), worker, VecDeque::new(), false);
     run_as(Worker::new(1, 2).unwrap()).await.unwrap();
     run_as(Worker::new(1, 2).unwrap()).await.unwrap();
     let error = run_as(Worker::SOLE).await.unwrap_err();
@@ -323,19 +320,11 @@ async fn a_store_refuses_another_worker_assignment() {
 async fn drain_all(log: &Arc<dyn Log>, stores: &[(Worker, Arc<Store>)]) {
     let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
     let config = config(&policies);
-    let runs = stores.iter().map(|(worker, store)| {
-        let mut components = operators(&config);
-        components.insert("okta".to_string(), Component::Source(Box::new(Batches(VecDeque::new()))));
-        let (_stop, shutdown) = watch::channel(false);
-        let options = RunOptions { until_idle: true, drain: true, worker: *worker };
-        let (config, log, store) = (&config, log.clone(), store.clone());
-        async move {
-            let summaries = run(config, components, log, store, options, shutdown).await.unwrap();
-            drop(_stop);
-            summaries
-        }
-    });
-    let summaries: Vec<StageSummary> = futures_util::future::join_all(runs).await.into_iter().flatten().collect();
+    let runs = stores
+        .iter()
+        .map(|(worker, store)| run_worker(&config, log.clone(), store.clone(), *worker, VecDeque::new(), true));
+    let summaries: Vec<StageSummary> =
+        futures_util::future::join_all(runs).await.into_iter().flat_map(Result::unwrap).collect();
     assert!(summaries.iter().all(|s| s.failure.is_none()), "{summaries:#?}");
 }
 
